@@ -1,0 +1,184 @@
+"""Settings: defaults, overridden by a YAML file, then TOLLGATE_* variables, then flags.
+
+Every setting has a dotted key (`log.access`), a YAML path (`log: {access: ...}`) and an
+environment variable (`TOLLGATE_LOG_ACCESS`). Unknown keys and bad values stop start-up
+with one line that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ENV_PREFIX = "TOLLGATE_"
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the key."""
+
+
+@dataclass
+class LogSettings:
+    level: str = "info"
+    access: bool = True
+
+
+@dataclass
+class FilesystemSettings:
+    root: str | None = None  # default: <data_dir>/storage
+
+
+@dataclass
+class StorageSettings:
+    driver: str = "filesystem"
+    filesystem: FilesystemSettings = field(default_factory=FilesystemSettings)
+
+
+@dataclass
+class Settings:
+    host: str = "0.0.0.0"
+    port: int = 5000
+    data_dir: str = "./tollgate-data"
+    database_url: str | None = None  # default: SQLite in the data dir
+    workers: int = 1
+    log: LogSettings = field(default_factory=LogSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'tollgate.db'}"
+
+    @property
+    def storage_root(self) -> Path:
+        root = self.storage.filesystem.root
+        return Path(root) if root else Path(self.data_dir) / "storage"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Settings:
+        settings = cls()
+        _apply(settings, json.loads(text), "")
+        return settings
+
+
+CHOICES = {
+    "log.level": ("debug", "info", "warning", "error"),
+    "storage.driver": ("filesystem",),
+}
+
+
+def _leaf_type(annotation: Any) -> tuple[type, bool]:
+    """(the scalar type, whether None is allowed) of a field annotation."""
+    args = typing.get_args(annotation)
+    if args and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return annotation, False
+
+
+def _convert(key: str, value: Any, annotation: Any) -> Any:
+    kind, optional = _leaf_type(annotation)
+    if value is None or (isinstance(value, str) and value == "" and optional):
+        if optional:
+            return None
+        raise ConfigError(f"config: {key}: a value is required")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"config: {key}: expected true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"config: {key}: expected an integer, got {value!r}")
+        try:
+            result = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config: {key}: expected an integer, got {value!r}") from None
+        if result < (0 if key == "port" else 1) or (key == "port" and result > 65535):
+            raise ConfigError(f"config: {key}: {result} is out of range")
+        return result
+    if isinstance(value, (dict, list)):
+        raise ConfigError(f"config: {key}: expected a string, got {type(value).__name__}")
+    value = str(value)
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"config: {key}: must be one of {', '.join(CHOICES[key])}, "
+                          f"got {value!r}")
+    return value
+
+
+def _apply(target: Any, values: dict, prefix: str) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"config: {prefix.rstrip('.') or 'top level'}: expected a mapping")
+    fields = {f.name: f for f in dataclasses.fields(target)}
+    hints = typing.get_type_hints(type(target))
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in fields:
+            raise ConfigError(f"config: unknown key {key!r}")
+        current = getattr(target, name)
+        if dataclasses.is_dataclass(current):
+            _apply(current, value, key + ".")
+        else:
+            setattr(target, name, _convert(key, value, hints[name]))
+
+
+def _env_keys(target: Any, prefix: str = "") -> dict[str, str]:
+    """TOLLGATE_* variable name -> dotted key, for every setting."""
+    keys = {}
+    for f in dataclasses.fields(target):
+        key = f"{prefix}{f.name}"
+        value = getattr(target, f.name)
+        if dataclasses.is_dataclass(value):
+            keys |= _env_keys(value, key + ".")
+        else:
+            keys[ENV_PREFIX + key.replace(".", "_").upper()] = key
+    return keys
+
+
+def _nest(flat: dict[str, Any]) -> dict:
+    nested: dict = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested
+
+
+def load_settings(config_file: str | None = None, environ: dict[str, str] | None = None,
+                  overrides: dict[str, Any] | None = None) -> Settings:
+    """Defaults < YAML file < TOLLGATE_* environment < `overrides` (command-line flags)."""
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    config_file = config_file or environ.get(ENV_PREFIX + "CONFIG")
+    if config_file:
+        try:
+            text = Path(config_file).read_text()
+        except OSError as e:
+            raise ConfigError(f"config: cannot read {config_file}: {e.strerror}") from None
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config: {config_file} is not valid YAML: "
+                              f"{str(e).splitlines()[0]}") from None
+        _apply(settings, values, "")
+    env_keys = _env_keys(settings)
+    from_env = {key: environ[var] for var, key in env_keys.items() if var in environ}
+    _apply(settings, _nest(from_env), "")
+    _apply(settings, _nest({k: v for k, v in (overrides or {}).items() if v is not None}), "")
+    return settings

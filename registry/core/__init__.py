@@ -1,0 +1,1 @@
+"""Registry domain logic: references, manifests, uploads and repository content rules."""

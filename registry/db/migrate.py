@@ -1,0 +1,60 @@
+"""Applying and checking the alembic migrations shipped in registry.migrations."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+
+
+class SchemaOutOfDate(Exception):
+    """The database schema is not the one this version of Tollgate needs."""
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("registry.migrations")))
+    return config
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(engine: Engine) -> None:
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the schema on an empty database; refuse one that is behind or unknown."""
+    current = current_revision(engine)
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        if inspect(engine).get_table_names():
+            raise SchemaOutOfDate(
+                "the database has tables but no Tollgate schema version: "
+                "point --database-url at an empty database or a Tollgate one")
+        upgrade(engine)
+        return
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    if scripts.get_revision(current) is None:
+        raise SchemaOutOfDate(
+            f"the database schema is at revision {current}, unknown to this version of "
+            f"Tollgate (newest known: {head}): upgrade Tollgate")
+    raise SchemaOutOfDate(
+        f"the database schema is at revision {current} but this version of Tollgate needs "
+        f"{head}: run `tollgate migrate` first")

@@ -1,0 +1,1 @@
+"""HTTP routes of the registry API: parse and validate a request, call the domain, reply."""

@@ -1,0 +1,67 @@
+"""Request helpers shared by the route modules: services, names, bodies, pagination."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+
+from registry.core.errors import RegistryError
+from registry.core.references import validate_name
+
+if TYPE_CHECKING:
+    from registry.app import Services
+
+WRITE_BUFFER = 1024 * 1024  # bytes gathered from the socket before one write to storage
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def repository_name(request: Request) -> str:
+    return validate_name(request.path_params["name"])
+
+
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The request body in chunks of about WRITE_BUFFER bytes (fewer, larger storage writes)."""
+    buffer = bytearray()
+    async for chunk in request.stream():
+        buffer += chunk
+        if len(buffer) >= WRITE_BUFFER:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) once it grows past `limit` bytes."""
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise RegistryError("SIZE_INVALID", f"request body is larger than {limit} bytes",
+                            status=413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise RegistryError("SIZE_INVALID", f"request body is larger than {limit} bytes",
+                                status=413)
+    return bytes(body)
+
+
+def pagination(request: Request) -> tuple[int | None, str | None]:
+    """The `n` and `last` query parameters; PAGINATION_NUMBER_INVALID for a bad `n`."""
+    n = request.query_params.get("n")
+    last = request.query_params.get("last") or None
+    if n is None or n == "":
+        return None, last
+    if not n.isdigit():
+        raise RegistryError("PAGINATION_NUMBER_INVALID", detail={"n": n})
+    return int(n), last
+
+
+def next_link(path: str, n: int, last: str) -> str:
+    return f'<{path}?{urlencode({"last": last, "n": n})}>; rel="next"'

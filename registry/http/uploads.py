@@ -1,0 +1,114 @@
+"""Blob uploads: POST (start, monolithic, mount), PATCH, PUT, GET status, DELETE."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from registry.core.errors import RegistryError
+from registry.core.references import validate_digest, validate_name
+from registry.core.uploads import UploadSession, upload_headers
+from registry.http.common import body_chunks, repository_name, services
+
+CONTENT_RANGE_RE = re.compile(r"(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+
+def _created(name: str, digest: str) -> Response:
+    return Response(status_code=201, headers={
+        "Location": f"/v2/{name}/blobs/{digest}",
+        "Docker-Content-Digest": digest,
+        "Content-Length": "0",
+    })
+
+
+def _accepted(session: UploadSession, status: int = 202) -> Response:
+    headers = upload_headers(session.repository, session.id, session.size)
+    headers["Content-Length"] = "0"
+    return Response(status_code=status, headers=headers)
+
+
+async def _append(request: Request, session: UploadSession, start: int | None) -> int:
+    """Stream the request body onto the upload; the upload's size afterwards."""
+    uploads = services(request).uploads
+    writer = await run_in_threadpool(uploads.writer, session, start)
+    try:
+        async for chunk in body_chunks(request):
+            await run_in_threadpool(writer.write, chunk)
+    finally:
+        await run_in_threadpool(writer.close)
+    return writer.size
+
+
+async def start_upload(request: Request) -> Response:
+    name = repository_name(request)
+    svc = services(request)
+    params = request.query_params
+    mount = params.get("mount")
+    if mount:
+        digest = validate_digest(mount)
+        source = params.get("from") or None
+        if source is not None:
+            validate_name(source)
+        mounted = await run_in_threadpool(svc.blobs.mount, name, digest, source,
+                                          lambda repository: True)
+        if mounted:
+            return _created(name, digest)
+    session = await run_in_threadpool(svc.uploads.start, name)
+    digest = params.get("digest")
+    if digest is None:
+        return _accepted(session)
+    validate_digest(digest)
+    size = await _append(request, session, None)
+    session = UploadSession(session.id, name, size)
+    await run_in_threadpool(svc.uploads.complete, session, digest)
+    return _created(name, digest)
+
+
+async def _session(request: Request) -> UploadSession:
+    name = repository_name(request)
+    return await run_in_threadpool(services(request).uploads.get, name,
+                                   request.path_params["uuid"])
+
+
+async def patch_upload(request: Request) -> Response:
+    session = await _session(request)
+    start = None
+    content_range = request.headers.get("content-range")
+    if content_range:
+        match = CONTENT_RANGE_RE.fullmatch(content_range.strip())
+        if not match or int(match[1]) > int(match[2]):
+            raise RegistryError("RANGE_INVALID", f"invalid Content-Range {content_range!r}",
+                                headers=upload_headers(session.repository, session.id,
+                                                       session.size))
+        start = int(match[1])
+        length = request.headers.get("content-length")
+        if length is not None and int(length) != int(match[2]) - start + 1:
+            raise RegistryError("SIZE_INVALID",
+                                "Content-Length does not match the Content-Range")
+    size = await _append(request, session, start)
+    return _accepted(UploadSession(session.id, session.repository, size))
+
+
+async def finish_upload(request: Request) -> Response:
+    session = await _session(request)
+    digest = request.query_params.get("digest")
+    if not digest:
+        raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
+    validate_digest(digest)
+    size = await _append(request, session, None)
+    session = UploadSession(session.id, session.repository, size)
+    await run_in_threadpool(services(request).uploads.complete, session, digest)
+    return _created(session.repository, digest)
+
+
+async def upload_status(request: Request) -> Response:
+    return _accepted(await _session(request), status=204)
+
+
+async def cancel_upload(request: Request) -> Response:
+    session = await _session(request)
+    await run_in_threadpool(services(request).uploads.cancel, session)
+    return Response(status_code=204, headers={"Content-Length": "0"})

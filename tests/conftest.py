@@ -1,0 +1,135 @@
+"""Shared fixtures: real `tollgate serve` processes on free loopback ports.
+
+`registry` is one server for the whole session (tests keep apart by using the `repo`
+fixture's unique repository names); `registry_factory` starts extra servers with their own
+options. Set TOLLGATE_TEST_URL=http://HOST:PORT to point the API tests at another registry
+(e.g. CNCF distribution) to compare behaviour; tests that need Tollgate-only features are then
+skipped by the `tollgate_only` marker.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+@dataclass
+class RunningRegistry:
+    url: str
+    host: str
+    data_dir: Path | None = None
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path and self.log_path.exists() else ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_registry(data_dir: Path, *args: str, env: dict | None = None,
+                   database_url: str | None = None, port: int | None = None) -> RunningRegistry:
+    """Start `tollgate serve` and wait until GET /v2/ answers."""
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir.parent / f"{data_dir.name}-{port}.log"
+    cmd = [sys.executable, "-m", "registry", "serve", "--host", "127.0.0.1",
+           "--port", str(port), "--data-dir", str(data_dir), *args]
+    if database_url:
+        cmd += ["--database-url", database_url]
+    full_env = {**os.environ, "TOLLGATE_LOG_ACCESS": "false", **(env or {})}
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"tollgate serve exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            httpx.get(url + "/v2/", timeout=1)
+            break
+        except httpx.TransportError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError(f"tollgate serve did not answer within 30 s:\n{log_path.read_text()}")
+    return RunningRegistry(url=url, host=f"127.0.0.1:{port}", data_dir=data_dir,
+                           process=proc, log_path=log_path)
+
+
+def stop_registry(reg: RunningRegistry) -> None:
+    if reg.process and reg.process.poll() is None:
+        reg.process.terminate()
+        try:
+            reg.process.wait(10)
+        except subprocess.TimeoutExpired:
+            reg.process.kill()
+            reg.process.wait()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
+    external = os.environ.get("TOLLGATE_TEST_URL")
+    if external:
+        yield RunningRegistry(url=external.rstrip("/"), host=external.split("://", 1)[1].rstrip("/"))
+        return
+    reg = start_registry(tmp_path_factory.mktemp("registry") / "data")
+    yield reg
+    stop_registry(reg)
+
+
+@pytest.fixture
+def registry_factory(tmp_path: Path) -> Iterator:
+    """Start extra servers: `registry_factory("--some-flag", env={...}, data_dir=...)`."""
+    started: list[RunningRegistry] = []
+    counter = itertools.count()
+
+    def make(*args: str, data_dir: Path | None = None, **kwargs) -> RunningRegistry:
+        reg = start_registry(data_dir or tmp_path / f"data{next(counter)}", *args, **kwargs)
+        started.append(reg)
+        return reg
+
+    yield make
+    for reg in started:
+        stop_registry(reg)
+
+
+_repo_counter = itertools.count()
+
+
+@pytest.fixture
+def repo(request: pytest.FixtureRequest) -> str:
+    """A repository name no other test uses."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:60] or "t"
+    return f"tests/{base}-{os.getpid()}-{next(_repo_counter)}"
+
+
+@pytest.fixture
+def client(registry: RunningRegistry) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=registry.url, timeout=30) as c:
+        yield c
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("TOLLGATE_TEST_URL"):
+        return
+    skip = pytest.mark.skip(reason="TOLLGATE_TEST_URL points at another registry")
+    for item in items:
+        if "tollgate_only" in item.keywords:
+            item.add_marker(skip)
