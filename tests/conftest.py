@@ -9,9 +9,11 @@ skipped by the `tollgate_only` marker.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +45,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to stop the server if pytest dies without cleaning up (kill -9)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def start_registry(data_dir: Path, *args: str, env: dict | None = None,
                    database_url: str | None = None, port: int | None = None) -> RunningRegistry:
     """Start `tollgate serve` and wait until GET /v2/ answers."""
@@ -55,12 +63,14 @@ def start_registry(data_dir: Path, *args: str, env: dict | None = None,
         cmd += ["--database-url", database_url]
     full_env = {**os.environ, "TOLLGATE_LOG_ACCESS": "false", **(env or {})}
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                            preexec_fn=_die_with_parent)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"tollgate serve exited with {proc.returncode}:\n{log_path.read_text()}")
+            raise RuntimeError(
+                f"tollgate serve exited with {proc.returncode}:\n{log_path.read_text()}")
         try:
             httpx.get(url + "/v2/", timeout=1)
             break
@@ -87,7 +97,8 @@ def stop_registry(reg: RunningRegistry) -> None:
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     external = os.environ.get("TOLLGATE_TEST_URL")
     if external:
-        yield RunningRegistry(url=external.rstrip("/"), host=external.split("://", 1)[1].rstrip("/"))
+        url = external.rstrip("/")
+        yield RunningRegistry(url=url, host=url.split("://", 1)[1])
         return
     reg = start_registry(tmp_path_factory.mktemp("registry") / "data")
     yield reg

@@ -10,8 +10,12 @@ from registry.core.manifests import (
     referrer_descriptor,
     with_digest_algorithm,
 )
-from registry.core.references import is_digest, validate_digest, validate_tag
+from registry.core.references import TAG_RE, is_digest, validate_digest, validate_tag
 from registry.db.queries import ManifestRecord, Metadata, MissingReferences
+
+
+def _unknown(repository: str, reference: str) -> RegistryError:
+    return RegistryError("MANIFEST_UNKNOWN", detail={"name": repository, "reference": reference})
 
 
 class ManifestStore:
@@ -19,13 +23,16 @@ class ManifestStore:
         self.metadata = metadata
 
     def lookup(self, repository: str, reference: str) -> ManifestRecord:
+        """The manifest a tag or digest names. A malformed tag names nothing (404, as
+        distribution answers); a malformed digest is DIGEST_INVALID."""
         if is_digest(reference):
             record = self.metadata.manifest_by_digest(repository, validate_digest(reference))
+        elif TAG_RE.fullmatch(reference):
+            record = self.metadata.manifest_by_tag(repository, reference)
         else:
-            record = self.metadata.manifest_by_tag(repository, validate_tag(reference))
+            record = None
         if record is None:
-            raise RegistryError("MANIFEST_UNKNOWN", detail={"name": repository,
-                                                            "reference": reference})
+            raise _unknown(repository, reference)
         return record
 
     def get(self, repository: str, reference: str, accepted: set[str]) -> ManifestRecord:
@@ -60,10 +67,10 @@ class ManifestStore:
         if is_digest(reference):
             found = self.metadata.delete_manifest(repository, validate_digest(reference))
         else:
-            found = self.metadata.delete_tag(repository, validate_tag(reference))
+            found = (TAG_RE.fullmatch(reference) is not None
+                     and self.metadata.delete_tag(repository, reference))
         if not found:
-            raise RegistryError("MANIFEST_UNKNOWN", detail={"name": repository,
-                                                            "reference": reference})
+            raise _unknown(repository, reference)
 
     def tags(self, repository: str, last: str | None, limit: int | None) -> list[str]:
         tags = self.metadata.list_tags(repository, last, limit)

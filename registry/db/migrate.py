@@ -50,8 +50,9 @@ def ensure_schema(engine: Engine) -> None:
                 "point --database-url at an empty database or a Tollgate one")
         upgrade(engine)
         return
-    scripts = ScriptDirectory.from_config(_alembic_config())
-    if scripts.get_revision(current) is None:
+    known = {script.revision for script in
+             ScriptDirectory.from_config(_alembic_config()).walk_revisions()}
+    if current not in known:
         raise SchemaOutOfDate(
             f"the database schema is at revision {current}, unknown to this version of "
             f"Tollgate (newest known: {head}): upgrade Tollgate")

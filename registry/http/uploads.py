@@ -73,22 +73,25 @@ async def _session(request: Request) -> UploadSession:
                                    request.path_params["uuid"])
 
 
+def _chunk_start(request: Request, session: UploadSession) -> int | None:
+    """Where the request's Content-Range says its bytes go (None when it has none)."""
+    content_range = request.headers.get("content-range")
+    if not content_range:
+        return None
+    match = CONTENT_RANGE_RE.fullmatch(content_range.strip())
+    if not match or int(match[1]) > int(match[2]):
+        raise RegistryError("RANGE_INVALID", f"invalid Content-Range {content_range!r}",
+                            headers=upload_headers(session.repository, session.id, session.size))
+    start, end = int(match[1]), int(match[2])
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) != end - start + 1:
+        raise RegistryError("SIZE_INVALID", "Content-Length does not match the Content-Range")
+    return start
+
+
 async def patch_upload(request: Request) -> Response:
     session = await _session(request)
-    start = None
-    content_range = request.headers.get("content-range")
-    if content_range:
-        match = CONTENT_RANGE_RE.fullmatch(content_range.strip())
-        if not match or int(match[1]) > int(match[2]):
-            raise RegistryError("RANGE_INVALID", f"invalid Content-Range {content_range!r}",
-                                headers=upload_headers(session.repository, session.id,
-                                                       session.size))
-        start = int(match[1])
-        length = request.headers.get("content-length")
-        if length is not None and int(length) != int(match[2]) - start + 1:
-            raise RegistryError("SIZE_INVALID",
-                                "Content-Length does not match the Content-Range")
-    size = await _append(request, session, start)
+    size = await _append(request, session, _chunk_start(request, session))
     return _accepted(UploadSession(session.id, session.repository, size))
 
 
@@ -98,7 +101,7 @@ async def finish_upload(request: Request) -> Response:
     if not digest:
         raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
     validate_digest(digest)
-    size = await _append(request, session, None)
+    size = await _append(request, session, _chunk_start(request, session))
     session = UploadSession(session.id, session.repository, size)
     await run_in_threadpool(services(request).uploads.complete, session, digest)
     return _created(session.repository, digest)
