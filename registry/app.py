@@ -8,11 +8,16 @@ from dataclasses import dataclass
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from registry.auth.access import AccessController
+from registry.auth.accounts import Accounts
+from registry.auth.keys import load_or_create, load_trusted_keys
+from registry.auth.tokens import TokenIssuer, TokenVerifier
 from registry.config import Settings
 from registry.core.blobs import BlobStore
 from registry.core.errors import RegistryError
 from registry.core.manifest_store import ManifestStore
 from registry.core.uploads import Uploads
+from registry.db.accounts import AccountStore
 from registry.db.engine import Database
 from registry.db.queries import Metadata
 from registry.http.errors import (
@@ -21,7 +26,7 @@ from registry.http.errors import (
     unexpected_error_handler,
 )
 from registry.http.middleware import ApiVersionHeader
-from registry.http.routes import ROUTES
+from registry.http.routes import ADMIN_ROUTES, ROUTES, TOKEN_ROUTES
 from registry.storage import StorageDriver
 from registry.storage.filesystem import FilesystemDriver
 
@@ -39,16 +44,37 @@ class Services:
     blobs: BlobStore
     uploads: Uploads
     manifests: ManifestStore
+    accounts: Accounts
+    access: AccessController
+    issuer: TokenIssuer | None
+    verifier: TokenVerifier | None
 
 
 def make_storage(settings: Settings) -> StorageDriver:
     return FilesystemDriver(settings.storage_root)
 
 
+def make_tokens(settings: Settings) -> tuple[TokenIssuer | None, TokenVerifier | None]:
+    """The token issuer and verifier of token mode: our own key (made on first start) plus
+    any external issuer's keys we are told to trust."""
+    if settings.auth.mode != "token":
+        return None, None
+    token = settings.auth.token
+    key = load_or_create(settings.data_path(token.key_file, "token-signing-key.pem"),
+                         settings.data_path(token.cert_file, "token-signing-cert.pem"),
+                         token.algorithm, token.issuer)
+    issuer = TokenIssuer(key, token.issuer, token.expires_in, token.refresh_expires_in)
+    trusted = load_trusted_keys(token.trusted_certs, token.trusted_jwks)
+    verifier = TokenVerifier([key.public_key, *trusted], token.issuer, token.service)
+    return issuer, verifier
+
+
 def make_services(settings: Settings) -> Services:
     database = Database(settings.effective_database_url)
     metadata = Metadata(database)
     storage = make_storage(settings)
+    accounts = Accounts(AccountStore(database), settings.auth.lockout)
+    issuer, verifier = make_tokens(settings)
     return Services(
         settings=settings,
         database=database,
@@ -57,13 +83,18 @@ def make_services(settings: Settings) -> Services:
         blobs=BlobStore(metadata, storage),
         uploads=Uploads(metadata, storage),
         manifests=ManifestStore(metadata),
+        accounts=accounts,
+        access=AccessController(settings.auth, accounts, verifier),
+        issuer=issuer,
+        verifier=verifier,
     )
 
 
 def create_app(settings: Settings) -> Starlette:
     services = make_services(settings)
+    routes = ROUTES + ADMIN_ROUTES + (TOKEN_ROUTES if services.issuer else [])
     app = Starlette(
-        routes=ROUTES,
+        routes=routes,
         middleware=[Middleware(ApiVersionHeader)],
         exception_handlers={
             RegistryError: registry_error_handler,

@@ -42,6 +42,35 @@ class StorageSettings:
 
 
 @dataclass
+class TokenSettings:
+    realm: str | None = None  # default: this server's /auth/token, from the request's Host
+    service: str = "tollgate"
+    issuer: str = "tollgate"
+    expires_in: int = 300
+    refresh_expires_in: int = 30 * 24 * 3600
+    algorithm: str = "ES256"
+    key_file: str | None = None  # default: <data_dir>/token-signing-key.pem, made at start
+    cert_file: str | None = None  # default: <data_dir>/token-signing-cert.pem
+    trusted_certs: str | None = None  # PEM bundle of an external issuer's certificates
+    trusted_jwks: str | None = None  # JWKS file of an external issuer's keys
+
+
+@dataclass
+class LockoutSettings:
+    max_failures: int = 5
+    window: int = 300
+    duration: int = 60
+
+
+@dataclass
+class AuthSettings:
+    mode: str = "none"
+    realm: str = "Tollgate"  # the Basic realm
+    token: TokenSettings = field(default_factory=TokenSettings)
+    lockout: LockoutSettings = field(default_factory=LockoutSettings)
+
+
+@dataclass
 class Settings:
     host: str = "0.0.0.0"
     port: int = 5000
@@ -50,12 +79,16 @@ class Settings:
     workers: int = 1
     log: LogSettings = field(default_factory=LogSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
 
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{Path(self.data_dir).resolve() / 'tollgate.db'}"
+
+    def data_path(self, configured: str | None, default_name: str) -> Path:
+        return Path(configured) if configured else Path(self.data_dir) / default_name
 
     @property
     def storage_root(self) -> Path:
@@ -75,6 +108,8 @@ class Settings:
 CHOICES = {
     "log.level": ("debug", "info", "warning", "error"),
     "storage.driver": ("filesystem",),
+    "auth.mode": ("none", "basic", "token"),
+    "auth.token.algorithm": ("ES256", "RS256"),
 }
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -112,3 +113,55 @@ class Upload(Base):
     repository: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Grant(Base):
+    """`subject` (a user name, `anonymous` or `*`) may do `actions` on repositories matching
+    `pattern`; the action `catalog` stands for `registry:catalog:*`."""
+
+    __tablename__ = "grants"
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    pattern: Mapped[str] = mapped_column(String(255), primary_key=True)
+    actions: Mapped[str] = mapped_column(String(64))  # comma-separated, sorted
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AccessToken(Base):
+    """A named secret a user (a robot, a CI job) signs in with instead of the password,
+    optionally narrowed to a repository pattern and actions, revocable and expiring."""
+
+    __tablename__ = "access_tokens"
+    __table_args__ = (UniqueConstraint("user", "name", name="uq_access_tokens_user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(ForeignKey("users.name", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    pattern: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    actions: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LoginFailure(Base):
+    """Recent failed sign-ins per user and client address, for the lock-out."""
+
+    __tablename__ = "login_failures"
+
+    user: Mapped[str] = mapped_column(String(255), primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -3,6 +3,9 @@
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from registry.http.common import authorize
+
 
 async def api_version(request: Request) -> JSONResponse:
+    await authorize(request)
     return JSONResponse({})

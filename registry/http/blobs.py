@@ -10,7 +10,7 @@ from starlette.responses import Response, StreamingResponse
 
 from registry.core.errors import RegistryError
 from registry.core.references import validate_digest
-from registry.http.common import repository_name, services
+from registry.http.common import authorize, delete, pull, repository_name, services
 
 RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -42,6 +42,7 @@ def _unsatisfiable(size: int) -> RegistryError:
 
 async def get_blob(request: Request) -> Response:
     name = repository_name(request)
+    await authorize(request, pull(name))
     digest = validate_digest(request.path_params["digest"])
     blobs = services(request).blobs
     info = await run_in_threadpool(blobs.stat, name, digest)
@@ -70,6 +71,7 @@ async def get_blob(request: Request) -> Response:
 
 async def delete_blob(request: Request) -> Response:
     name = repository_name(request)
+    await authorize(request, delete(name))
     digest = validate_digest(request.path_params["digest"])
     await run_in_threadpool(services(request).blobs.delete, name, digest)
     return Response(status_code=202, headers={"Content-Length": "0"})

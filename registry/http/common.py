@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from registry.auth.access import Everything, Permissions
+from registry.auth.grants import Access
 from registry.core.errors import RegistryError
 from registry.core.references import validate_name
 
@@ -15,6 +18,7 @@ if TYPE_CHECKING:
     from registry.app import Services
 
 WRITE_BUFFER = 1024 * 1024  # bytes gathered from the socket before one write to storage
+EVERYTHING = Everything()
 
 
 def services(request: Request) -> Services:
@@ -65,3 +69,26 @@ def pagination(request: Request) -> tuple[int | None, str | None]:
 
 def next_link(path: str, n: int, last: str) -> str:
     return f'<{path}?{urlencode({"last": last, "n": n})}>; rel="next"'
+
+
+async def authorize(request: Request, *wanted: Access) -> Permissions:
+    """What the request may do; raises the 401/403/429 a client must see if it may not."""
+    controller = services(request).access
+    if controller.mode == "none":
+        return EVERYTHING
+    address = request.client.host if request.client else ""
+    return await run_in_threadpool(controller.authorize, request.headers.get("authorization"),
+                                   address, str(request.base_url), list(wanted))
+
+
+def pull(name: str) -> Access:
+    return Access("repository", name, ("pull",))
+
+
+def push(name: str) -> Access:
+    # Distribution asks for pull too: pushing clients check what exists first.
+    return Access("repository", name, ("pull", "push"))
+
+
+def delete(name: str) -> Access:
+    return Access("repository", name, ("delete",))

@@ -6,9 +6,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from registry.auth.access import CATALOG, Everything, Permissions
 from registry.core import mediatypes as mt
 from registry.core.references import validate_digest
-from registry.http.common import next_link, pagination, repository_name, services
+from registry.http.common import authorize, next_link, pagination, pull, repository_name, services
+
+CATALOG_BATCH = 1000
 
 
 def _page(request: Request, key: str, items: list[str], extra: dict, n: int | None) -> Response:
@@ -21,6 +24,7 @@ def _page(request: Request, key: str, items: list[str], extra: dict, n: int | No
 
 async def list_tags(request: Request) -> Response:
     name = repository_name(request)
+    await authorize(request, pull(name))
     n, last = pagination(request)
     # One more than asked tells whether a next page exists.
     limit = None if n is None else n + 1
@@ -29,14 +33,32 @@ async def list_tags(request: Request) -> Response:
 
 
 async def catalog(request: Request) -> Response:
+    permissions = await authorize(request, CATALOG)
     n, last = pagination(request)
-    limit = None if n is None else n + 1
-    names = await run_in_threadpool(services(request).metadata.list_repositories, last, limit)
+    names = await run_in_threadpool(_visible_repositories, request, permissions, last, n)
     return _page(request, "repositories", names if n != 0 else [], {}, n)
+
+
+def _visible_repositories(request: Request, permissions: Permissions, last: str | None,
+                          n: int | None) -> list[str]:
+    """Up to n + 1 repositories after `last` that the caller may pull from (one more than
+    asked tells whether a next page exists)."""
+    metadata = services(request).metadata
+    if isinstance(permissions, Everything):
+        return metadata.list_repositories(last, None if n is None else n + 1)
+    visible: list[str] = []
+    while n is None or len(visible) <= n:
+        batch = metadata.list_repositories(last, CATALOG_BATCH)
+        visible += [name for name in batch if permissions.can_see(name)]
+        if len(batch) < CATALOG_BATCH:
+            break
+        last = batch[-1]
+    return visible if n is None else visible[:n + 1]
 
 
 async def referrers(request: Request) -> Response:
     name = repository_name(request)
+    await authorize(request, pull(name))
     digest = validate_digest(request.path_params["digest"])
     artifact_type = request.query_params.get("artifactType") or None
     index = await run_in_threadpool(services(request).manifests.referrers, name, digest,

@@ -7,11 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.core.manifests import MAX_MANIFEST_SIZE, accepted_types
-from registry.http.common import read_body, repository_name, services
+from registry.http.common import authorize, delete, pull, push, read_body, repository_name, services
 
 
 async def get_manifest(request: Request) -> Response:
     name = repository_name(request)
+    await authorize(request, pull(name))
     accepted = accepted_types(request.headers.getlist("accept"))
     record = await run_in_threadpool(services(request).manifests.get, name,
                                      request.path_params["reference"], accepted)
@@ -28,6 +29,7 @@ async def get_manifest(request: Request) -> Response:
 
 async def put_manifest(request: Request) -> Response:
     name = repository_name(request)
+    await authorize(request, push(name))
     reference = request.path_params["reference"]
     payload = await read_body(request, MAX_MANIFEST_SIZE)
     record = await run_in_threadpool(
@@ -48,6 +50,7 @@ async def put_manifest(request: Request) -> Response:
 
 async def delete_manifest(request: Request) -> Response:
     name = repository_name(request)
+    await authorize(request, delete(name))
     await run_in_threadpool(services(request).manifests.delete, name,
                             request.path_params["reference"])
     return Response(status_code=202, headers={"Content-Length": "0"})

@@ -3,7 +3,7 @@ the more specific routes come first."""
 
 from starlette.routing import Route
 
-from registry.http import base, blobs, listing, manifests, uploads
+from registry.http import admin, base, blobs, listing, manifests, token, uploads
 
 NAME = "/v2/{name:path}"
 
@@ -23,4 +23,22 @@ ROUTES = [
     Route(NAME + "/blobs/uploads/{uuid}", uploads.cancel_upload, methods=["DELETE"]),
     Route(NAME + "/blobs/{digest}", blobs.get_blob, methods=["GET", "HEAD"]),
     Route(NAME + "/blobs/{digest}", blobs.delete_blob, methods=["DELETE"]),
+]
+
+TOKEN_ROUTES = [
+    Route("/auth/token", token.get_token, methods=["GET"]),
+    Route("/auth/token", token.post_token, methods=["POST"]),
+    Route("/auth/jwks.json", token.jwks, methods=["GET"]),
+]
+
+ADMIN_ROUTES = [
+    Route("/admin/users", admin.list_users, methods=["GET"]),
+    Route("/admin/users", admin.add_user, methods=["POST"]),
+    Route("/admin/users/{user}", admin.update_user, methods=["PATCH"]),
+    Route("/admin/users/{user}", admin.remove_user, methods=["DELETE"]),
+    Route("/admin/users/{user}/tokens", admin.create_access_token, methods=["POST"]),
+    Route("/admin/users/{user}/tokens/{token}", admin.revoke_access_token, methods=["DELETE"]),
+    Route("/admin/grants", admin.list_grants, methods=["GET"]),
+    Route("/admin/grants", admin.add_grant, methods=["POST"]),
+    Route("/admin/grants", admin.remove_grant, methods=["DELETE"]),
 ]

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from registry.core.errors import RegistryError
 from registry.core.references import validate_digest, validate_name
 from registry.core.uploads import UploadSession, upload_headers
-from registry.http.common import body_chunks, repository_name, services
+from registry.http.common import authorize, body_chunks, pull, push, repository_name, services
 
 CONTENT_RANGE_RE = re.compile(r"(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
@@ -44,16 +44,18 @@ async def _append(request: Request, session: UploadSession, start: int | None) -
 
 async def start_upload(request: Request) -> Response:
     name = repository_name(request)
-    svc = services(request)
     params = request.query_params
+    source = params.get("from") or None
+    if source is not None:
+        validate_name(source)
+    # A client mounting from another repository asks for pull on it in the same token.
+    permissions = await authorize(request, push(name), *([pull(source)] if source else []))
+    svc = services(request)
     mount = params.get("mount")
     if mount:
         digest = validate_digest(mount)
-        source = params.get("from") or None
-        if source is not None:
-            validate_name(source)
         mounted = await run_in_threadpool(svc.blobs.mount, name, digest, source,
-                                          lambda repository: True)
+                                          lambda repository: permissions.can(repository, "pull"))
         if mounted:
             return _created(name, digest)
     session = await run_in_threadpool(svc.uploads.start, name)
@@ -69,6 +71,7 @@ async def start_upload(request: Request) -> Response:
 
 async def _session(request: Request) -> UploadSession:
     name = repository_name(request)
+    await authorize(request, push(name))
     return await run_in_threadpool(services(request).uploads.get, name,
                                    request.path_params["uuid"])
 

@@ -1,0 +1,1 @@
+"""Access control: passwords, grants and scopes, tokens, and deciding each request."""

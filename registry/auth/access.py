@@ -1,0 +1,200 @@
+"""Deciding each request: who is asking (none, Basic or Bearer), and whether they may do it.
+
+`AccessController.authorize` returns what the request may do, or raises the RegistryError a
+client must see: 401 with the right `WWW-Authenticate` challenge, 403 DENIED, or 429 during a
+lock-out.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass, field
+
+from registry.auth.accounts import Accounts, BadCredentials, LockedOut
+from registry.auth.grants import (
+    Access,
+    GrantRule,
+    Identity,
+    allowed_actions,
+    may_list_catalog,
+)
+from registry.auth.tokens import InvalidToken, TokenVerifier
+from registry.config import AuthSettings
+from registry.core.errors import RegistryError
+
+log = logging.getLogger("tollgate.auth")
+
+CATALOG = Access("registry", "catalog", ("*",))
+
+
+class Permissions:
+    """What one request may do."""
+
+    def can(self, repository: str, action: str) -> bool:
+        raise NotImplementedError
+
+    def can_list_catalog(self) -> bool:
+        raise NotImplementedError
+
+    def can_see(self, repository: str) -> bool:
+        """Whether the catalog shows `repository` to this caller (it may pull from it)."""
+        return self.can(repository, "pull")
+
+
+class Everything(Permissions):
+    def can(self, repository: str, action: str) -> bool:
+        return True
+
+    def can_list_catalog(self) -> bool:
+        return True
+
+
+@dataclass
+class ByGrants(Permissions):
+    identity: Identity
+    rules: list[GrantRule]
+    _cache: dict[str, set[str]] = field(default_factory=dict)
+
+    def can(self, repository: str, action: str) -> bool:
+        if repository not in self._cache:
+            self._cache[repository] = allowed_actions(self.identity, self.rules, repository)
+        return action in self._cache[repository]
+
+    def can_list_catalog(self) -> bool:
+        return may_list_catalog(self.identity, self.rules)
+
+
+@dataclass
+class ByToken(Permissions):
+    """A bearer token's `access` claim; the catalog is filtered by the subject's grants."""
+
+    claims: dict
+    subject_grants: ByGrants | None = None
+
+    def _actions(self, resource_type: str, name: str) -> set[str]:
+        actions: set[str] = set()
+        for entry in self.claims.get("access") or []:
+            if entry.get("type") == resource_type and entry.get("name") == name:
+                actions |= set(entry.get("actions") or [])
+        return actions
+
+    def can(self, repository: str, action: str) -> bool:
+        actions = self._actions("repository", repository)
+        return action in actions or "*" in actions
+
+    def can_list_catalog(self) -> bool:
+        return "*" in self._actions("registry", "catalog")
+
+    def can_see(self, repository: str) -> bool:
+        return self.subject_grants is not None and self.subject_grants.can(repository, "pull")
+
+
+def _scope(wanted: list[Access]) -> str:
+    return " ".join(str(access) for access in wanted)
+
+
+def _unauthorized(challenge: str, wanted: list[Access], message: str | None = None
+                  ) -> RegistryError:
+    detail = [{"Type": a.type, "Name": a.name, "Action": action}
+              for a in wanted for action in a.actions]
+    return RegistryError("UNAUTHORIZED", message, detail=detail or None,
+                         headers={"WWW-Authenticate": challenge})
+
+
+def locked_out(error: LockedOut) -> RegistryError:
+    return RegistryError("TOOMANYREQUESTS",
+                         f"too many failed sign-ins, retry in {error.retry_after} seconds",
+                         headers={"Retry-After": str(error.retry_after)})
+
+
+def parse_basic(authorization: str | None) -> tuple[str, str] | None:
+    if not authorization or not authorization[:6].lower() == "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def parse_bearer(authorization: str | None) -> str | None:
+    if authorization and authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return None
+
+
+class AccessController:
+    def __init__(self, settings: AuthSettings, accounts: Accounts,
+                 verifier: TokenVerifier | None) -> None:
+        self.settings = settings
+        self.mode = settings.mode
+        self.accounts = accounts
+        self.verifier = verifier
+
+    def realm(self, base_url: str) -> str:
+        return self.settings.token.realm or base_url.rstrip("/") + "/auth/token"
+
+    def authorize(self, authorization: str | None, address: str, base_url: str,
+                  wanted: list[Access]) -> Permissions:
+        if self.mode == "none":
+            return Everything()
+        if self.mode == "basic":
+            return self._basic(authorization, address, wanted)
+        return self._bearer(authorization, base_url, wanted)
+
+    def _basic(self, authorization: str | None, address: str,
+               wanted: list[Access]) -> Permissions:
+        challenge = f'Basic realm="{self.settings.realm}"'
+        credentials = parse_basic(authorization)
+        identity = Identity()
+        if credentials:
+            try:
+                identity = self.accounts.authenticate(*credentials, address)
+            except LockedOut as e:
+                raise locked_out(e) from None
+            except BadCredentials:
+                log.info("basic auth failed for user %r from %s", credentials[0], address)
+                raise _unauthorized(challenge, wanted) from None
+        elif not wanted:
+            raise _unauthorized(challenge, wanted)  # GET /v2/ asks clients to sign in
+        permissions = ByGrants(identity, self.accounts.rules())
+        if not _permits(permissions, wanted):
+            if identity.anonymous:
+                raise _unauthorized(challenge, wanted)
+            raise RegistryError("DENIED", detail=[str(a) for a in wanted])
+        return permissions
+
+    def _bearer(self, authorization: str | None, base_url: str,
+                wanted: list[Access]) -> Permissions:
+        challenge = (f'Bearer realm="{self.realm(base_url)}"'
+                     f',service="{self.settings.token.service}"')
+        if wanted:
+            challenge += f',scope="{_scope(wanted)}"'
+        token = parse_bearer(authorization)
+        if token is None:
+            raise _unauthorized(challenge, wanted)
+        try:
+            claims = self.verifier.verify(token)
+        except InvalidToken as e:
+            log.info("bearer token refused: %s", e)
+            raise _unauthorized(challenge + ',error="invalid_token"', wanted) from None
+        permissions = ByToken(claims)
+        if not _permits(permissions, wanted):
+            raise _unauthorized(challenge + ',error="insufficient_scope"', wanted)
+        if CATALOG in wanted:
+            identity = self.accounts.identity_of(claims.get("sub") or "") or Identity()
+            permissions.subject_grants = ByGrants(identity, self.accounts.rules())
+        return permissions
+
+
+def _permits(permissions: Permissions, wanted: list[Access]) -> bool:
+    for access in wanted:
+        if access == CATALOG:
+            if not permissions.can_list_catalog():
+                return False
+        elif not all(permissions.can(access.name, action) for action in access.actions):
+            return False
+    return True

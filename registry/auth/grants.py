@@ -1,0 +1,152 @@
+"""Grants: who may do what on which repositories, and the scopes clients ask for.
+
+A grant's pattern is a repository glob: `*` matches within one path component, `**` across
+components. Subjects are a user name, `anonymous`, or `*` (any signed-in user).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+REPOSITORY_ACTIONS = ("pull", "push", "delete")
+CATALOG_ACTION = "catalog"
+ALL_ACTIONS = (*REPOSITORY_ACTIONS, CATALOG_ACTION)
+ANONYMOUS = "anonymous"
+ANY_USER = "*"
+
+
+@dataclass(frozen=True)
+class GrantRule:
+    subject: str
+    pattern: str
+    actions: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who is asking: a user (None when anonymous), and for access tokens what they are
+    narrowed to."""
+
+    user: str | None = None
+    admin: bool = False
+    restrict_pattern: str | None = None
+    restrict_actions: frozenset[str] | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user is None
+
+
+@dataclass(frozen=True)
+class Access:
+    """One resource a client wants, or was given: `repository:team/app:pull,push`."""
+
+    type: str
+    name: str
+    actions: tuple[str, ...]
+
+    def to_claim(self) -> dict:
+        return {"type": self.type, "name": self.name, "actions": list(self.actions)}
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.name}:{','.join(self.actions)}"
+
+
+def parse_actions(text: str) -> frozenset[str]:
+    """`pull,push` -> {'pull', 'push'}; ValueError naming an unknown action."""
+    actions = frozenset(a.strip() for a in text.split(",") if a.strip())
+    unknown = sorted(actions - set(ALL_ACTIONS))
+    if unknown or not actions:
+        raise ValueError(f"unknown action {unknown[0]!r}" if unknown else "no actions given")
+    return actions
+
+
+def parse_scope(scope: str) -> list[Access]:
+    """Parse a scope parameter: space-separated `type[(class)]:name:actions` items. The name
+    may itself contain colons (`localhost:5000/app`), so split on the first and last colon."""
+    result = []
+    for item in scope.split():
+        first, last = item.find(":"), item.rfind(":")
+        if first < 0 or first == last:
+            continue
+        resource_type = item[:first].split("(", 1)[0]
+        name = item[first + 1:last]
+        actions = tuple(dict.fromkeys(a for a in item[last + 1:].split(",") if a))
+        if resource_type and name:
+            result.append(Access(resource_type, name, actions))
+    return result
+
+
+@lru_cache(maxsize=1024)
+def _pattern_regex(pattern: str) -> re.Pattern:
+    parts = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            parts.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            parts.append("[^/]*")
+            i += 1
+        else:
+            parts.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(parts))
+
+
+def pattern_matches(pattern: str, repository: str) -> bool:
+    return _pattern_regex(pattern).fullmatch(repository) is not None
+
+
+def applies_to(rule: GrantRule, identity: Identity) -> bool:
+    if rule.subject == ANONYMOUS:
+        return True  # what anyone may do, signed in or not
+    if identity.anonymous:
+        return False
+    return rule.subject in (ANY_USER, identity.user)
+
+
+def allowed_actions(identity: Identity, rules: list[GrantRule], repository: str) -> set[str]:
+    """The repository actions `identity` may perform on `repository`."""
+    if identity.admin:
+        allowed = set(REPOSITORY_ACTIONS)
+    else:
+        allowed = set()
+        for rule in rules:
+            if applies_to(rule, identity) and pattern_matches(rule.pattern, repository):
+                allowed |= rule.actions & set(REPOSITORY_ACTIONS)
+    return _restricted(identity, allowed, repository)
+
+
+def may_list_catalog(identity: Identity, rules: list[GrantRule]) -> bool:
+    if identity.restrict_actions is not None and CATALOG_ACTION not in identity.restrict_actions:
+        return False
+    return identity.admin or any(
+        applies_to(rule, identity) and CATALOG_ACTION in rule.actions for rule in rules)
+
+
+def _restricted(identity: Identity, allowed: set[str], repository: str) -> set[str]:
+    if identity.restrict_pattern and not pattern_matches(identity.restrict_pattern, repository):
+        return set()
+    if identity.restrict_actions is not None:
+        allowed &= identity.restrict_actions
+    return allowed
+
+
+def grant_access(identity: Identity, rules: list[GrantRule], wanted: list[Access]) -> list[Access]:
+    """The intersection of what was asked and what the grants allow (never an error)."""
+    granted = []
+    for access in wanted:
+        asked = set(access.actions)
+        if "*" in asked:
+            asked = set(REPOSITORY_ACTIONS) if access.type == "repository" else {"*"}
+        if access.type == "repository":
+            actions = asked & allowed_actions(identity, rules, access.name)
+        elif access.type == "registry" and access.name == "catalog":
+            actions = asked & {"*"} if may_list_catalog(identity, rules) else set()
+        else:
+            actions = set()
+        granted.append(Access(access.type, access.name, tuple(sorted(actions))))
+    return granted

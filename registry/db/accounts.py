@@ -1,0 +1,170 @@
+"""Queries for users, grants, access tokens and login failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from registry.db.engine import Database
+from registry.db.models import AccessToken, Grant, LoginFailure, User, utcnow
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    name: str
+    password_hash: str
+    admin: bool
+    disabled: bool
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    subject: str
+    pattern: str
+    actions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AccessTokenRecord:
+    user: str
+    name: str
+    pattern: str | None
+    actions: tuple[str, ...] | None
+    expires_at: datetime | None
+    revoked: bool
+
+
+class AlreadyExists(Exception):
+    pass
+
+
+def _user(row: User) -> UserRecord:
+    return UserRecord(row.name, row.password_hash, row.admin, row.disabled)
+
+
+def _token(row: AccessToken) -> AccessTokenRecord:
+    actions = tuple(row.actions.split(",")) if row.actions else None
+    expires_at = row.expires_at
+    if expires_at is not None and expires_at.tzinfo is None:  # SQLite drops the zone
+        expires_at = expires_at.replace(tzinfo=utcnow().tzinfo)
+    return AccessTokenRecord(row.user, row.name, row.pattern, actions, expires_at, row.revoked)
+
+
+class AccountStore:
+    def __init__(self, database: Database) -> None:
+        self.db = database
+
+    # -- users ---------------------------------------------------------------------------
+    def get_user(self, name: str) -> UserRecord | None:
+        with self.db.read() as s:
+            row = s.get(User, name)
+            return _user(row) if row else None
+
+    def list_users(self) -> list[UserRecord]:
+        with self.db.read() as s:
+            return [_user(row) for row in s.scalars(select(User).order_by(User.name))]
+
+    def add_user(self, name: str, password_hash: str, admin: bool) -> None:
+        try:
+            with self.db.write() as s:
+                s.add(User(name=name, password_hash=password_hash, admin=admin, disabled=False,
+                           created_at=utcnow()))
+        except IntegrityError:
+            raise AlreadyExists(name) from None
+
+    def update_user(self, name: str, **values: object) -> bool:
+        with self.db.write() as s:
+            return s.execute(update(User).where(User.name == name).values(**values)).rowcount > 0
+
+    def remove_user(self, name: str) -> bool:
+        with self.db.write() as s:
+            s.execute(delete(AccessToken).where(AccessToken.user == name))
+            s.execute(delete(Grant).where(Grant.subject == name))
+            return s.execute(delete(User).where(User.name == name)).rowcount > 0
+
+    # -- grants --------------------------------------------------------------------------
+    def list_grants(self) -> list[GrantRecord]:
+        with self.db.read() as s:
+            rows = s.scalars(select(Grant).order_by(Grant.subject, Grant.pattern))
+            return [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(","))) for r in rows]
+
+    def set_grant(self, subject: str, pattern: str, actions: set[str]) -> None:
+        """Give `subject` exactly `actions` on `pattern` (no actions: remove the grant)."""
+        with self.db.write() as s:
+            row = s.get(Grant, (subject, pattern))
+            if not actions:
+                if row:
+                    s.delete(row)
+            elif row:
+                row.actions = ",".join(sorted(actions))
+            else:
+                s.add(Grant(subject=subject, pattern=pattern, actions=",".join(sorted(actions)),
+                            created_at=utcnow()))
+
+    # -- access tokens -------------------------------------------------------------------
+    def add_access_token(self, user: str, name: str, secret_hash: str, pattern: str | None,
+                         actions: set[str] | None, expires_at: datetime | None) -> None:
+        try:
+            with self.db.write() as s:
+                s.add(AccessToken(user=user, name=name, secret_hash=secret_hash,
+                                  pattern=pattern,
+                                  actions=",".join(sorted(actions)) if actions else None,
+                                  expires_at=expires_at, revoked=False, created_at=utcnow()))
+        except IntegrityError:
+            raise AlreadyExists(f"{user}/{name}") from None
+
+    def find_access_token(self, secret_hash: str) -> AccessTokenRecord | None:
+        with self.db.read() as s:
+            row = s.scalar(select(AccessToken).where(AccessToken.secret_hash == secret_hash))
+            return _token(row) if row else None
+
+    def list_access_tokens(self, user: str | None = None) -> list[AccessTokenRecord]:
+        query = select(AccessToken).order_by(AccessToken.user, AccessToken.name)
+        if user:
+            query = query.where(AccessToken.user == user)
+        with self.db.read() as s:
+            return [_token(row) for row in s.scalars(query)]
+
+    def revoke_access_token(self, user: str, name: str) -> bool:
+        with self.db.write() as s:
+            return s.execute(update(AccessToken).where(
+                AccessToken.user == user, AccessToken.name == name).values(revoked=True)
+            ).rowcount > 0
+
+    # -- login failures ------------------------------------------------------------------
+    def locked_until(self, user: str, address: str) -> datetime | None:
+        with self.db.read() as s:
+            row = s.get(LoginFailure, (user, address))
+            return _aware(row.locked_until) if row and row.locked_until else None
+
+    def record_failure(self, user: str, address: str, max_failures: int, window: int,
+                       duration: int) -> datetime | None:
+        """Count a failed sign-in; the end of the lock-out if this one starts it."""
+        now = utcnow()
+        with self.db.write() as s:
+            row = s.get(LoginFailure, (user, address))
+            if row is None or _aware(row.first_at) + timedelta(seconds=window) < now:
+                if row:
+                    s.delete(row)
+                    s.flush()
+                row = LoginFailure(user=user, address=address, count=0, first_at=now)
+                s.add(row)
+            row.count += 1
+            if row.count >= max_failures:
+                row.locked_until = now + timedelta(seconds=duration)
+                row.count = 0
+                row.first_at = now
+                return row.locked_until
+            return None
+
+    def clear_failures(self, user: str, address: str) -> None:
+        with self.db.write() as s:
+            s.execute(delete(LoginFailure).where(LoginFailure.user == user,
+                                                 LoginFailure.address == address))
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
