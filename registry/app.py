@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 
 from registry.auth.access import AccessController
 from registry.auth.accounts import Accounts
@@ -20,6 +22,10 @@ from registry.core.uploads import Uploads
 from registry.db.accounts import AccountStore
 from registry.db.engine import Database
 from registry.db.queries import Metadata
+from registry.fixture.faults import FaultRule, FaultSet
+from registry.fixture.journal import Journal
+from registry.fixture.middleware import FixtureMiddleware
+from registry.fixture.ratelimit import PullRateLimit
 from registry.http.errors import (
     http_exception_handler,
     registry_error_handler,
@@ -27,7 +33,7 @@ from registry.http.errors import (
 )
 from registry.http.middleware import ApiVersionHeader
 from registry.http.routes import ADMIN_ROUTES, ROUTES, TOKEN_ROUTES
-from registry.storage import StorageDriver
+from registry.storage import StorageDriver, StorageUnavailable
 from registry.storage.filesystem import FilesystemDriver
 
 SETTINGS_ENV = "TOLLGATE_RESOLVED_SETTINGS"
@@ -48,10 +54,27 @@ class Services:
     access: AccessController
     issuer: TokenIssuer | None
     verifier: TokenVerifier | None
+    faults: FaultSet | None
+    journal: Journal | None
+    ratelimit: PullRateLimit | None
 
 
 def make_storage(settings: Settings) -> StorageDriver:
+    if settings.storage.driver == "s3":
+        from registry.storage.s3 import S3Driver
+
+        s3 = settings.storage.s3
+        return S3Driver(
+            s3.bucket or "", s3.prefix, region=s3.region, endpoint_url=s3.endpoint_url,
+            addressing_style=s3.addressing_style, access_key_id=s3.access_key_id,
+            secret_access_key=s3.secret_access_key, part_size=s3.part_size,
+            redirect=s3.redirect, redirect_expires_in=s3.redirect_expires_in)
     return FilesystemDriver(settings.storage_root)
+
+
+async def storage_unavailable_handler(request: Request, exc: Exception) -> Response:
+    """The store failed even after the driver's retries: 503, and the client may retry."""
+    return await registry_error_handler(request, RegistryError("UNAVAILABLE", str(exc)))
 
 
 def make_tokens(settings: Settings) -> tuple[TokenIssuer | None, TokenVerifier | None]:
@@ -87,17 +110,30 @@ def make_services(settings: Settings) -> Services:
         access=AccessController(settings.auth, accounts, verifier),
         issuer=issuer,
         verifier=verifier,
+        faults=FaultSet([FaultRule.from_dict(r) for r in settings.faults.rules])
+        if settings.faults.enabled or settings.faults.rules else None,
+        journal=Journal(settings.journal.size, settings.journal.file)
+        if settings.journal.enabled else None,
+        ratelimit=PullRateLimit(settings.ratelimit.pulls, settings.ratelimit.window)
+        if settings.ratelimit.pulls else None,
     )
 
 
 def create_app(settings: Settings) -> Starlette:
     services = make_services(settings)
     routes = ROUTES + ADMIN_ROUTES + (TOKEN_ROUTES if services.issuer else [])
+    middleware = [Middleware(ApiVersionHeader)]
+    if services.faults is not None or services.journal is not None or services.ratelimit:
+        middleware.append(Middleware(
+            FixtureMiddleware, faults=services.faults, journal=services.journal,
+            ratelimit=services.ratelimit, ratelimit_by=settings.ratelimit.by,
+            auth=settings.auth))
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(ApiVersionHeader)],
+        middleware=middleware,
         exception_handlers={
             RegistryError: registry_error_handler,
+            StorageUnavailable: storage_unavailable_handler,
             404: http_exception_handler,
             405: http_exception_handler,
             Exception: unexpected_error_handler,

@@ -18,6 +18,8 @@ from typing import Any
 import yaml
 
 ENV_PREFIX = "TOLLGATE_"
+MIB = 1024 * 1024
+S3_PART_SIZES = (5 * MIB, 5 * 1024 * MIB)  # S3's limits for a part
 
 
 class ConfigError(Exception):
@@ -36,9 +38,24 @@ class FilesystemSettings:
 
 
 @dataclass
+class S3Settings:
+    bucket: str | None = None
+    prefix: str = ""  # keys are <prefix>/blobs/..., <prefix>/uploads/...
+    region: str | None = None  # default: the AWS chain's (AWS_REGION, ~/.aws/config)
+    endpoint_url: str | None = None  # another store than AWS: http://HOST:PORT
+    addressing_style: str = "auto"  # auto: path-style with endpoint_url, else virtual-hosted
+    access_key_id: str | None = None  # default: the standard AWS credential chain
+    secret_access_key: str | None = None
+    part_size: int = 16 * MIB  # multipart part size: at least 5 MiB
+    redirect: bool = True  # blob GETs: 307 to a presigned URL instead of streaming
+    redirect_expires_in: int = 1200  # seconds a presigned URL stays valid
+
+
+@dataclass
 class StorageSettings:
     driver: str = "filesystem"
     filesystem: FilesystemSettings = field(default_factory=FilesystemSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
 
 
 @dataclass
@@ -71,6 +88,26 @@ class AuthSettings:
 
 
 @dataclass
+class JournalSettings:
+    enabled: bool = False
+    size: int = 10000
+    file: str | None = None  # also append every entry to this file as a JSON line
+
+
+@dataclass
+class RateLimitSettings:
+    pulls: int = 0  # manifest GETs allowed per window; 0 turns the limit off
+    window: int = 21600
+    by: str = "address"
+
+
+@dataclass
+class FaultSettings:
+    enabled: bool = False  # lets the admin API and the pytest plugin add rules at run time
+    rules: list = field(default_factory=list)
+
+
+@dataclass
 class Settings:
     host: str = "0.0.0.0"
     port: int = 5000
@@ -80,6 +117,9 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
+    journal: JournalSettings = field(default_factory=JournalSettings)
+    ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    faults: FaultSettings = field(default_factory=FaultSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -105,11 +145,19 @@ class Settings:
         return settings
 
 
+MINIMUMS = {
+    "storage.s3.redirect_expires_in": 1,
+    "workers": 1, "journal.size": 1, "ratelimit.window": 1, "auth.token.expires_in": 1,
+    "auth.token.refresh_expires_in": 1, "auth.lockout.max_failures": 1,
+}
+
 CHOICES = {
     "log.level": ("debug", "info", "warning", "error"),
-    "storage.driver": ("filesystem",),
+    "storage.driver": ("filesystem", "s3"),
+    "storage.s3.addressing_style": ("auto", "path", "virtual"),
     "auth.mode": ("none", "basic", "token"),
     "auth.token.algorithm": ("ES256", "RS256"),
+    "ratelimit.by": ("address", "user"),
 }
 
 
@@ -127,6 +175,8 @@ def _convert(key: str, value: Any, annotation: Any) -> Any:
         if optional:
             return None
         raise ConfigError(f"config: {key}: a value is required")
+    if kind is list:
+        return _convert_list(key, value)
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -143,7 +193,10 @@ def _convert(key: str, value: Any, annotation: Any) -> Any:
             result = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"config: {key}: expected an integer, got {value!r}") from None
-        if result < (0 if key == "port" else 1) or (key == "port" and result > 65535):
+        if key == "storage.s3.part_size" and not S3_PART_SIZES[0] <= result <= S3_PART_SIZES[1]:
+            raise ConfigError(f"config: {key}: must be between {S3_PART_SIZES[0]} (5 MiB) and "
+                              f"{S3_PART_SIZES[1]} (5 GiB) bytes, got {result}")
+        if result < MINIMUMS.get(key, 0) or (key == "port" and result > 65535):
             raise ConfigError(f"config: {key}: {result} is out of range")
         return result
     if isinstance(value, (dict, list)):
@@ -152,6 +205,26 @@ def _convert(key: str, value: Any, annotation: Any) -> Any:
     if key in CHOICES and value not in CHOICES[key]:
         raise ConfigError(f"config: {key}: must be one of {', '.join(CHOICES[key])}, "
                           f"got {value!r}")
+    return value
+
+
+def _convert_list(key: str, value: Any) -> list:
+    """A list setting (fault rules), from YAML or from JSON in an environment variable."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"config: {key}: expected a JSON list") from None
+    if not isinstance(value, list):
+        raise ConfigError(f"config: {key}: expected a list")
+    if key == "faults.rules":
+        from registry.fixture.faults import FaultRule, FaultRuleError
+
+        for i, rule in enumerate(value):
+            try:
+                FaultRule.from_dict(rule, f"{key}[{i}]")
+            except (FaultRuleError, TypeError) as e:
+                raise ConfigError(f"config: {e}") from None
     return value
 
 
@@ -216,4 +289,36 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
     from_env = {key: environ[var] for var, key in env_keys.items() if var in environ}
     _apply(settings, _nest(from_env), "")
     _apply(settings, _nest({k: v for k, v in (overrides or {}).items() if v is not None}), "")
+    if settings.storage.driver == "s3" and not settings.storage.s3.bucket:
+        raise ConfigError("config: storage.s3.bucket: required when storage.driver is s3")
+    return settings
+
+
+STORAGE_URL_OPTIONS = {
+    "endpoint": "endpoint_url", "endpoint_url": "endpoint_url", "region": "region",
+    "addressing_style": "addressing_style", "part_size": "part_size", "redirect": "redirect",
+    "redirect_expires_in": "redirect_expires_in",
+}
+
+
+def parse_storage_url(url: str) -> dict[str, str]:
+    """The settings of `--storage`: `s3://BUCKET/PREFIX?endpoint=http://HOST:PORT&region=R`
+    (also addressing_style, part_size, redirect, redirect_expires_in), or `file:///PATH`."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "file" and not parts.query:
+        if not parts.path:
+            raise ConfigError(f"--storage: {url!r} names no directory")
+        return {"storage.driver": "filesystem", "storage.filesystem.root": parts.path}
+    if parts.scheme != "s3" or not parts.netloc:
+        raise ConfigError(f"--storage: expected s3://BUCKET/PREFIX?endpoint=...&region=... or "
+                          f"file:///PATH, got {url!r}")
+    settings = {"storage.driver": "s3", "storage.s3.bucket": parts.netloc,
+                "storage.s3.prefix": parts.path.strip("/")}
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in STORAGE_URL_OPTIONS:
+            raise ConfigError(f"--storage: unknown option {name!r} (known: "
+                              f"{', '.join(sorted(set(STORAGE_URL_OPTIONS)))})")
+        settings[f"storage.s3.{STORAGE_URL_OPTIONS[name]}"] = value
     return settings

@@ -30,7 +30,9 @@ CATALOG = Access("registry", "catalog", ("*",))
 
 
 class Permissions:
-    """What one request may do."""
+    """What one request may do, and for whom (None: anonymous)."""
+
+    user: str | None = None
 
     def can(self, repository: str, action: str) -> bool:
         raise NotImplementedError
@@ -65,6 +67,10 @@ class ByGrants(Permissions):
     def can_list_catalog(self) -> bool:
         return may_list_catalog(self.identity, self.rules)
 
+    @property
+    def user(self) -> str | None:
+        return self.identity.user
+
 
 @dataclass
 class ByToken(Permissions):
@@ -89,6 +95,10 @@ class ByToken(Permissions):
 
     def can_see(self, repository: str) -> bool:
         return self.subject_grants is not None and self.subject_grants.can(repository, "pull")
+
+    @property
+    def user(self) -> str | None:
+        return self.claims.get("sub") or None
 
 
 def _scope(wanted: list[Access]) -> str:

@@ -45,16 +45,18 @@ class TokenIssuer:
                           headers=headers)
 
     def issue(self, subject: str | None, service: str, access: list[Access],
-              expires_in: int | None = None) -> tuple[str, int, datetime]:
-        """An access token; with its lifetime in seconds and its issue time."""
+              expired: bool = False) -> tuple[str, int, datetime]:
+        """An access token, its lifetime in seconds and its issue time. An `expired` token
+        (for fault injection) was issued and expired an hour ago, beyond any leeway."""
         now = int(time.time())
-        lifetime = self.expires_in if expires_in is None else expires_in
+        issued = now - 2 * 3600 if expired else now
         claims = {
             "iss": self.issuer, "sub": subject or "", "aud": service,
-            "exp": now + lifetime, "nbf": now, "iat": now, "jti": uuid.uuid4().hex,
+            "exp": (now - 3600) if expired else now + self.expires_in,
+            "nbf": issued, "iat": issued, "jti": uuid.uuid4().hex,
             "access": [a.to_claim() for a in access],
         }
-        return self._sign(claims), lifetime, datetime.fromtimestamp(now, UTC)
+        return self._sign(claims), self.expires_in, datetime.fromtimestamp(now, UTC)
 
     def issue_refresh(self, subject: str, service: str) -> str:
         now = int(time.time())

@@ -33,7 +33,7 @@ def _identity_is_admin(request: Request) -> bool:
     raise BadCredentials("")
 
 
-async def _require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     if services(request).settings.auth.mode == "none":
         return
     challenge = {"WWW-Authenticate": f'Basic realm="{services(request).settings.auth.realm}"'}
@@ -75,13 +75,13 @@ def _user_json(user) -> dict:  # noqa: ANN001
 
 
 async def list_users(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     users = await _call(services(request).accounts.list_users)
     return JSONResponse([_user_json(u) for u in users])
 
 
 async def add_user(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     body = await _json(request)
     await _call(services(request).accounts.add_user, str(body.get("name", "")),
                 str(body.get("password", "")), bool(body.get("admin", False)))
@@ -90,7 +90,7 @@ async def add_user(request: Request) -> Response:
 
 
 async def update_user(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     name = request.path_params["user"]
     body = await _json(request)
     accounts = services(request).accounts
@@ -106,7 +106,7 @@ async def update_user(request: Request) -> Response:
 
 
 async def remove_user(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     await _call(services(request).accounts.remove_user, request.path_params["user"])
     return Response(status_code=204)
 
@@ -116,14 +116,14 @@ def _actions_text(value: object) -> str:
 
 
 async def list_grants(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     grants = await _call(services(request).accounts.list_grants)
     return JSONResponse([{"subject": g.subject, "pattern": g.pattern, "actions": list(g.actions)}
                          for g in grants])
 
 
 async def add_grant(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     body = await _json(request)
     grant = await _call(services(request).accounts.add_grant, str(body.get("subject", "")),
                         str(body.get("pattern", "")), _actions_text(body.get("actions")))
@@ -132,7 +132,7 @@ async def add_grant(request: Request) -> Response:
 
 
 async def remove_grant(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     params = request.query_params
     await _call(services(request).accounts.remove_grant, params.get("subject", ""),
                 params.get("pattern", ""), params.get("actions") or None)
@@ -140,7 +140,7 @@ async def remove_grant(request: Request) -> Response:
 
 
 async def create_access_token(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     body = await _json(request)
     expires_at = None
     if body.get("expires_in"):
@@ -154,7 +154,7 @@ async def create_access_token(request: Request) -> Response:
 
 
 async def revoke_access_token(request: Request) -> Response:
-    await _require_admin(request)
+    await require_admin(request)
     await _call(services(request).accounts.revoke_access_token, request.path_params["user"],
                 request.path_params["token"])
     return Response(status_code=204)

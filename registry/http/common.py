@@ -77,8 +77,11 @@ async def authorize(request: Request, *wanted: Access) -> Permissions:
     if controller.mode == "none":
         return EVERYTHING
     address = request.client.host if request.client else ""
-    return await run_in_threadpool(controller.authorize, request.headers.get("authorization"),
-                                   address, str(request.base_url), list(wanted))
+    permissions = await run_in_threadpool(
+        controller.authorize, request.headers.get("authorization"), address,
+        str(request.base_url), list(wanted))
+    request.state.user = permissions.user  # for the request journal
+    return permissions
 
 
 def pull(name: str) -> Access:

@@ -3,7 +3,7 @@ the more specific routes come first."""
 
 from starlette.routing import Route
 
-from registry.http import admin, base, blobs, listing, manifests, token, uploads
+from registry.http import admin, base, blobs, fixture, listing, manifests, token, uploads
 
 NAME = "/v2/{name:path}"
 
@@ -41,4 +41,10 @@ ADMIN_ROUTES = [
     Route("/admin/grants", admin.list_grants, methods=["GET"]),
     Route("/admin/grants", admin.add_grant, methods=["POST"]),
     Route("/admin/grants", admin.remove_grant, methods=["DELETE"]),
+    Route("/admin/faults", fixture.list_faults, methods=["GET"]),
+    Route("/admin/faults", fixture.add_fault, methods=["POST"]),
+    Route("/admin/faults", fixture.clear_faults, methods=["DELETE"]),
+    Route("/admin/faults/{id}", fixture.remove_fault, methods=["DELETE"]),
+    Route("/admin/journal", fixture.query_journal, methods=["GET"]),
+    Route("/admin/journal", fixture.clear_journal, methods=["DELETE"]),
 ]
