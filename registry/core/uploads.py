@@ -71,7 +71,11 @@ class UploadWriter:
         return self._writer.size
 
     def write(self, data: bytes) -> None:
-        self._writer.write(data)
+        try:
+            self._writer.write(data)
+        except BaseException:
+            self._hasher = None  # part of `data` may be stored: re-hash when finishing
+            raise
         if self._hasher is not None:
             self._hasher.update(data)
 
@@ -117,7 +121,9 @@ class Uploads:
     def complete(self, session: UploadSession, digest: str) -> int:
         """Verify the upload against `digest`, publish it as a blob and link it; its size."""
         path = upload_path(session.id)
-        size = self.storage.stat(path)
+        writer = self.storage.writer(path, append=True)
+        writer.commit()  # readable from here on (S3: the multipart upload is completed)
+        size = writer.size
         hasher = self._hashes.take(session.id, size)
         if hasher is None or hasher.name != digest.split(":", 1)[0]:
             hasher = hashlib.new(digest.split(":", 1)[0])

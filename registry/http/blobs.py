@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+from typing import BinaryIO
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from registry.core.blobs import BlobInfo, BlobStore
 from registry.core.errors import RegistryError
 from registry.core.references import validate_digest
 from registry.http.common import authorize, delete, pull, repository_name, services
@@ -40,12 +45,84 @@ def _unsatisfiable(size: int) -> RegistryError:
                          headers={"Content-Range": f"bytes */{size}"})
 
 
+class FileSliceResponse(Response):
+    """`length` bytes of an open file from `start`. A whole file goes as one zero-copy
+    `http.response.pathsend` where the server offers that extension; otherwise in reads of
+    `chunk_size` bytes in a worker thread (few, large reads: each costs a thread hop and a
+    send), stopping when the client goes away. The file is closed at the end."""
+
+    chunk_size = 4 * 1024 * 1024
+
+    def __init__(self, file: BinaryIO, start: int, length: int, whole: bool,
+                 status_code: int, headers: dict[str, str]) -> None:
+        super().__init__(status_code=status_code, headers=headers,
+                         media_type="application/octet-stream")
+        self.file, self.start, self.length, self.whole = file, start, length, whole
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            if self.whole and "http.response.pathsend" in scope.get("extensions", {}):
+                await send({"type": "http.response.pathsend", "path": self.file.name})
+                return
+            async with anyio.create_task_group() as group:
+                async def send_body() -> None:
+                    await self._send_body(send)
+                    group.cancel_scope.cancel()
+
+                group.start_soon(send_body)
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                group.cancel_scope.cancel()
+        finally:
+            self.file.close()
+
+    async def _send_body(self, send: Send) -> None:
+        position, remaining = self.start, self.length
+        if remaining == 0:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        while remaining > 0:
+            chunk = await anyio.to_thread.run_sync(
+                os.pread, self.file.fileno(), min(self.chunk_size, remaining), position)
+            if not chunk:
+                raise RuntimeError(f"{self.file.name} is shorter than its recorded size")
+            position += len(chunk)
+            remaining -= len(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+
+
+def _locate(blobs: BlobStore, name: str, digest: str,
+            get: bool) -> tuple[BlobInfo, str | None, BinaryIO | None]:
+    """In one worker-thread hop: the blob's size and, for a GET, either the URL where the
+    storage serves it itself (S3) or its opened local file (filesystem)."""
+    info = blobs.stat(name, digest)
+    if not get:
+        return info, None, None
+    url = blobs.url_for(digest)
+    if url:
+        return info, url, None
+    path = blobs.local_path(digest)
+    if path is None:
+        return info, None, None
+    try:
+        return info, None, open(path, "rb")
+    except (FileNotFoundError, IsADirectoryError):
+        raise RegistryError("BLOB_UNKNOWN", detail={"digest": digest}) from None
+
+
 async def get_blob(request: Request) -> Response:
     name = repository_name(request)
     await authorize(request, pull(name))
     digest = validate_digest(request.path_params["digest"])
     blobs = services(request).blobs
-    info = await run_in_threadpool(blobs.stat, name, digest)
+    info, url, file = await run_in_threadpool(_locate, blobs, name, digest,
+                                              request.method == "GET")
+    if url:
+        # Storage that can serve the bytes itself (S3): the client fetches a presigned URL,
+        # which carries its own authorisation, and sends its Range header there.
+        return Response(status_code=307, headers={"Location": url,
+                                                  "Docker-Content-Digest": digest})
     headers = {
         "Docker-Content-Digest": digest,
         "ETag": f'"{digest}"',
@@ -54,16 +131,23 @@ async def get_blob(request: Request) -> Response:
     }
     start, end, status = 0, info.size - 1, 200
     range_header = request.headers.get("range")
-    if range_header and info.size > 0:
-        selected = parse_range(range_header, info.size)
-        if selected:
-            start, end = selected
-            status = 206
-            headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+    try:
+        if range_header and info.size > 0:
+            selected = parse_range(range_header, info.size)
+            if selected:
+                start, end = selected
+                status = 206
+                headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+    except RegistryError:
+        if file is not None:
+            file.close()
+        raise
     headers["Content-Length"] = str(end - start + 1)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers,
                         media_type="application/octet-stream")
+    if file is not None:
+        return FileSliceResponse(file, start, end - start + 1, status == 200, status, headers)
     chunks = await run_in_threadpool(blobs.read, digest, start, end - start + 1)
     return StreamingResponse(chunks, status_code=status, headers=headers,
                              media_type="application/octet-stream")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from datetime import timedelta
 
 
 class PathNotFound(Exception):
@@ -16,6 +17,13 @@ class PathNotFound(Exception):
     def __init__(self, path: str) -> None:
         super().__init__(f"path not found: {path}")
         self.path = path
+
+
+class StorageUnavailable(Exception):
+    """The store cannot be reached or refused the request (after the driver's own retries).
+
+    Nothing half-done is visible: the HTTP layer answers 503 UNAVAILABLE and the client retries.
+    """
 
 
 class StorageWriter(ABC):
@@ -31,7 +39,8 @@ class StorageWriter(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Stop writing for now; a later `writer(path, append=True)` continues."""
+        """Stop writing for now; a later `writer(path, append=True)`, in any process,
+        continues, and `stat(path)` reports the size written so far."""
 
     @abstractmethod
     def commit(self) -> None:
@@ -75,9 +84,15 @@ class StorageDriver(ABC):
     def delete(self, path: str) -> None:
         """Delete the object or directory tree at `path`; missing paths are not an error."""
 
-    def url_for(self, path: str, expires_in: int = 1200) -> str | None:
-        """A URL a client can fetch the bytes from directly, or None if there is none."""
+    def url_for(self, path: str, expires_in: int | None = None) -> str | None:
+        """A URL a client can fetch the bytes from directly (valid for `expires_in` seconds,
+        or the driver's configured time), or None if there is none."""
         return None
+
+    def cleanup_multipart(self, older_than: timedelta) -> int:
+        """Abort the store's unfinished multipart uploads idle for longer than `older_than`;
+        how many. Drivers without such uploads have nothing to do."""
+        return 0
 
     def local_path(self, path: str) -> str | None:
         """The path in the local filesystem, for drivers that have one (zero-copy serving)."""
