@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from registry.db.engine import Database
 from registry.db.models import AccessToken, Grant, LoginFailure, User, utcnow
+from registry.db.queries import insert_for
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,14 @@ class AccountStore:
     def set_grant(self, subject: str, pattern: str, actions: set[str]) -> None:
         """Give `subject` exactly `actions` on `pattern` (no actions: remove the grant)."""
         with self.db.write() as s:
-            row = s.get(Grant, (subject, pattern))
             if not actions:
-                if row:
-                    s.delete(row)
-            elif row:
-                row.actions = ",".join(sorted(actions))
-            else:
-                s.add(Grant(subject=subject, pattern=pattern, actions=",".join(sorted(actions)),
-                            created_at=utcnow()))
+                s.execute(delete(Grant).where(Grant.subject == subject, Grant.pattern == pattern))
+                return
+            joined = ",".join(sorted(actions))
+            s.execute(insert_for(s, Grant).values(
+                subject=subject, pattern=pattern, actions=joined, created_at=utcnow(),
+            ).on_conflict_do_update(index_elements=["subject", "pattern"],
+                                    set_={"actions": joined}))
 
     # -- access tokens -------------------------------------------------------------------
     def add_access_token(self, user: str, name: str, secret_hash: str, pattern: str | None,
@@ -145,13 +145,17 @@ class AccountStore:
         """Count a failed sign-in; the end of the lock-out if this one starts it."""
         now = utcnow()
         with self.db.write() as s:
-            row = s.get(LoginFailure, (user, address))
-            if row is None or _aware(row.first_at) + timedelta(seconds=window) < now:
-                if row:
-                    s.delete(row)
-                    s.flush()
-                row = LoginFailure(user=user, address=address, count=0, first_at=now)
-                s.add(row)
+            # Insert-or-ignore, then lock the row: concurrent failures (parallel requests
+            # with a wrong password, or two replicas) each count, and none fails on the
+            # primary key, on PostgreSQL too (SQLite serialises writers by itself).
+            s.execute(insert_for(s, LoginFailure).values(
+                user=user, address=address, count=0, first_at=now,
+            ).on_conflict_do_nothing(index_elements=["user", "address"]))
+            row = s.scalars(select(LoginFailure).where(
+                LoginFailure.user == user, LoginFailure.address == address,
+            ).with_for_update().execution_options(populate_existing=True)).one()
+            if _aware(row.first_at) + timedelta(seconds=window) < now:
+                row.count, row.first_at, row.locked_until = 0, now, None
             row.count += 1
             if row.count >= max_failures:
                 row.locked_until = now + timedelta(seconds=duration)

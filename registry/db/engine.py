@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -33,12 +33,16 @@ def _configure_sqlite(engine: Engine) -> None:
         # A deferred transaction that reads and then writes can fail at once with
         # "database is locked" when another process wrote meanwhile; writers take the
         # write lock up front (waiting on busy_timeout) instead.
+        # On the driver's connection: exec_driver_sql would run the whole statement machinery
+        # (events, result set-up), which cost as much as the query on the hot reads.
         immediate = connection.get_execution_options().get("sqlite_immediate", False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        connection.connection.dbapi_connection.execute(
+            "BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 class Database:
-    """Hands out sessions: `read()` for queries, `write()` for one atomic change."""
+    """Hands out sessions: `read()` for ORM queries, `query()` for Core reads, `write()` for one
+    atomic change."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -51,6 +55,13 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._read() as session:
             yield session
+
+    @contextmanager
+    def query(self) -> Iterator[Connection]:
+        """A connection for plain reads: Core statements without the ORM session's
+        bookkeeping, which costs more than the query itself on the hot paths."""
+        with self.engine.connect() as connection:
+            yield connection
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -55,7 +55,8 @@ class MissingReferences(Exception):
         self.digests = digests
 
 
-def _insert(session: Session, model: type):  # noqa: ANN202 - dialect-specific Insert
+def insert_for(session: Session, model: type) -> postgresql.Insert | sqlite.Insert:
+    """INSERT with the dialect's ON CONFLICT clauses (SQLite and PostgreSQL share them)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(model)
 
@@ -65,9 +66,27 @@ def _repository_id(session: Session, name: str) -> int | None:
 
 
 def _ensure_repository(session: Session, name: str) -> int:
-    session.execute(_insert(session, Repository).values(name=name, created_at=utcnow())
+    session.execute(insert_for(session, Repository).values(name=name, created_at=utcnow())
                     .on_conflict_do_nothing(index_elements=["name"]))
     return _repository_id(session, name)
+
+
+# The hot reads (every pull), built once: Core statements over columns, run on a plain
+# connection, cost a fraction of ORM entity loading in a session.
+_MANIFEST_COLUMNS = (Manifest.digest, Manifest.media_type, Manifest.payload,
+                     Manifest.artifact_type, Manifest.subject_digest)  # ManifestRecord's order
+MANIFEST_BY_TAG = (
+    select(*_MANIFEST_COLUMNS).join(Tag, Tag.manifest_id == Manifest.id)
+    .join(Repository, Repository.id == Tag.repository_id)
+    .where(Repository.name == bindparam("repository"), Tag.name == bindparam("tag")))
+MANIFEST_BY_DIGEST = (
+    select(*_MANIFEST_COLUMNS).join(Repository, Repository.id == Manifest.repository_id)
+    .where(Repository.name == bindparam("repository"), Manifest.digest == bindparam("digest")))
+LINKED_BLOB_SIZE = (
+    select(Blob.size).join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
+    .join(Repository, Repository.id == RepositoryBlob.repository_id)
+    .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest")))
+REPOSITORY_ID = select(Repository.id).where(Repository.name == bindparam("repository"))
 
 
 def _manifest_record(row: Manifest) -> ManifestRecord:
@@ -81,8 +100,8 @@ class Metadata:
 
     # -- repositories --------------------------------------------------------------------
     def repository_exists(self, name: str) -> bool:
-        with self.db.read() as s:
-            return _repository_id(s, name) is not None
+        with self.db.query() as c:
+            return c.scalar(REPOSITORY_ID, {"repository": name}) is not None
 
     def list_repositories(self, last: str | None, limit: int | None) -> list[str]:
         query = select(Repository.name).order_by(Repository.name)
@@ -90,17 +109,13 @@ class Metadata:
             query = query.where(Repository.name > last)
         if limit is not None:
             query = query.limit(limit)
-        with self.db.read() as s:
-            return list(s.scalars(query))
+        with self.db.query() as c:
+            return list(c.scalars(query))
 
     # -- blobs ---------------------------------------------------------------------------
     def linked_blob_size(self, repository: str, digest: str) -> int | None:
-        query = (select(Blob.size)
-                 .join(RepositoryBlob, RepositoryBlob.digest == Blob.digest)
-                 .join(Repository, Repository.id == RepositoryBlob.repository_id)
-                 .where(Repository.name == repository, Blob.digest == digest))
-        with self.db.read() as s:
-            return s.scalar(query)
+        with self.db.query() as c:
+            return c.scalar(LINKED_BLOB_SIZE, {"repository": repository, "digest": digest})
 
     def repositories_with_blob(self, digest: str) -> list[str]:
         query = (select(Repository.name)
@@ -114,9 +129,9 @@ class Metadata:
         """Record the blob (if new) and make it visible in `repository`, in one transaction."""
         with self.db.write() as s:
             repository_id = _ensure_repository(s, repository)
-            s.execute(_insert(s, Blob).values(digest=digest, size=size, created_at=utcnow())
+            s.execute(insert_for(s, Blob).values(digest=digest, size=size, created_at=utcnow())
                       .on_conflict_do_nothing(index_elements=["digest"]))
-            s.execute(_insert(s, RepositoryBlob)
+            s.execute(insert_for(s, RepositoryBlob)
                       .values(repository_id=repository_id, digest=digest, created_at=utcnow())
                       .on_conflict_do_nothing(index_elements=["repository_id", "digest"]))
             if upload_id:
@@ -152,19 +167,15 @@ class Metadata:
 
     # -- manifests and tags --------------------------------------------------------------
     def manifest_by_digest(self, repository: str, digest: str) -> ManifestRecord | None:
-        query = (select(Manifest).join(Repository, Repository.id == Manifest.repository_id)
-                 .where(Repository.name == repository, Manifest.digest == digest))
-        with self.db.read() as s:
-            row = s.scalar(query)
-            return _manifest_record(row) if row else None
+        with self.db.query() as c:
+            row = c.execute(MANIFEST_BY_DIGEST,
+                            {"repository": repository, "digest": digest}).first()
+        return ManifestRecord(*row) if row else None
 
     def manifest_by_tag(self, repository: str, tag: str) -> ManifestRecord | None:
-        query = (select(Manifest).join(Tag, Tag.manifest_id == Manifest.id)
-                 .join(Repository, Repository.id == Tag.repository_id)
-                 .where(Repository.name == repository, Tag.name == tag))
-        with self.db.read() as s:
-            row = s.scalar(query)
-            return _manifest_record(row) if row else None
+        with self.db.query() as c:
+            row = c.execute(MANIFEST_BY_TAG, {"repository": repository, "tag": tag}).first()
+        return ManifestRecord(*row) if row else None
 
     def put_manifest(self, repository: str, manifest: NewManifest, tags: Iterable[str]) -> None:
         """Store the manifest and point `tags` at it, after checking what it references
@@ -175,41 +186,60 @@ class Metadata:
             missing = self._missing_references(s, repository_id, manifest)
             if missing:
                 raise MissingReferences(missing)
-            s.execute(_insert(s, Manifest).values(
-                repository_id=repository_id, digest=record.digest, media_type=record.media_type,
-                artifact_type=record.artifact_type, subject_digest=record.subject_digest,
-                size=record.size, payload=record.payload, created_at=utcnow(),
-            ).on_conflict_do_nothing(index_elements=["repository_id", "digest"]))
-            manifest_id = s.scalar(select(Manifest.id).where(
-                Manifest.repository_id == repository_id, Manifest.digest == record.digest))
+            manifest_id = self._insert_manifest(s, repository_id, record)
             references = {(kind, digest) for kind, digest in manifest.blobs}
             references |= {("manifest", digest) for digest in manifest.children}
             if manifest.subject:
                 references.add(("subject", manifest.subject))
             if references:
-                s.execute(_insert(s, ManifestReference).values([
+                s.execute(insert_for(s, ManifestReference).values([
                     {"manifest_id": manifest_id, "kind": kind, "digest": digest}
                     for kind, digest in sorted(references)
                 ]).on_conflict_do_nothing(index_elements=["manifest_id", "kind", "digest"]))
-            for tag in tags:
-                statement = _insert(s, Tag).values(repository_id=repository_id, name=tag,
-                                                   manifest_id=manifest_id, updated_at=utcnow())
+            # Sorted: two pushes tagging overlapping sets in another order would deadlock.
+            for tag in sorted(set(tags)):
+                statement = insert_for(s, Tag).values(repository_id=repository_id, name=tag,
+                                                      manifest_id=manifest_id,
+                                                      updated_at=utcnow())
                 s.execute(statement.on_conflict_do_update(
                     index_elements=["repository_id", "name"],
                     set_={"manifest_id": manifest_id, "updated_at": utcnow()}))
 
     @staticmethod
+    def _insert_manifest(s: Session, repository_id: int, record: ManifestRecord) -> int:
+        """The id of the manifest row, inserted unless there, and share-locked until commit
+        so that a concurrent delete waits for our tags instead of breaking their foreign
+        key (FOR SHARE is a no-op on SQLite, whose writers are serialised anyway)."""
+        for _ in range(3):
+            s.execute(insert_for(s, Manifest).values(
+                repository_id=repository_id, digest=record.digest, media_type=record.media_type,
+                artifact_type=record.artifact_type, subject_digest=record.subject_digest,
+                size=record.size, payload=record.payload, created_at=utcnow(),
+            ).on_conflict_do_nothing(index_elements=["repository_id", "digest"]))
+            manifest_id = s.scalar(select(Manifest.id).where(
+                Manifest.repository_id == repository_id, Manifest.digest == record.digest,
+            ).with_for_update(read=True))
+            if manifest_id is not None:
+                return manifest_id
+            # deleted by another transaction between our insert and select: insert again
+        raise RuntimeError(f"manifest {record.digest} keeps being deleted while being pushed")
+
+    @staticmethod
     def _missing_references(s: Session, repository_id: int, manifest: NewManifest) -> list[str]:
+        """What the manifest references but the repository lacks. What is there stays
+        share-locked until commit, so a concurrent blob or manifest delete is ordered after
+        this push rather than slipping between the check and the insert."""
         wanted_blobs = {digest for _, digest in manifest.blobs}
         wanted_children = set(manifest.children)
         found: set[str] = set()
         if wanted_blobs:
             found |= set(s.scalars(select(RepositoryBlob.digest).where(
                 RepositoryBlob.repository_id == repository_id,
-                RepositoryBlob.digest.in_(wanted_blobs))))
+                RepositoryBlob.digest.in_(wanted_blobs)).with_for_update(read=True)))
         if wanted_children:
             found |= set(s.scalars(select(Manifest.digest).where(
-                Manifest.repository_id == repository_id, Manifest.digest.in_(wanted_children))))
+                Manifest.repository_id == repository_id, Manifest.digest.in_(wanted_children),
+            ).with_for_update(read=True)))
         return sorted((wanted_blobs | wanted_children) - found)
 
     def delete_manifest(self, repository: str, digest: str) -> bool:
@@ -218,8 +248,11 @@ class Metadata:
             repository_id = _repository_id(s, repository)
             if repository_id is None:
                 return False
+            # Locked first, as put_manifest locks it first: a push of the same manifest
+            # waits for us (or we for it) instead of deadlocking on its tags.
             manifest_id = s.scalar(select(Manifest.id).where(
-                Manifest.repository_id == repository_id, Manifest.digest == digest))
+                Manifest.repository_id == repository_id, Manifest.digest == digest,
+            ).with_for_update())
             if manifest_id is None:
                 return False
             s.execute(delete(Tag).where(Tag.manifest_id == manifest_id))
@@ -238,8 +271,8 @@ class Metadata:
 
     def list_tags(self, repository: str, last: str | None, limit: int | None) -> list[str] | None:
         """Tags in lexical order, or None when the repository does not exist."""
-        with self.db.read() as s:
-            repository_id = _repository_id(s, repository)
+        with self.db.query() as c:
+            repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
             if repository_id is None:
                 return None
             query = select(Tag.name).where(Tag.repository_id == repository_id).order_by(Tag.name)
@@ -247,7 +280,7 @@ class Metadata:
                 query = query.where(Tag.name > last)
             if limit is not None:
                 query = query.limit(limit)
-            return list(s.scalars(query))
+            return list(c.scalars(query))
 
     def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
         query = (select(Manifest).join(Repository, Repository.id == Manifest.repository_id)
