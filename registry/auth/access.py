@@ -127,7 +127,9 @@ def parse_basic(authorization: str | None) -> tuple[str, str] | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     user, sep, password = decoded.partition(":")
-    return (user, password) if sep else None
+    if not sep or (not user and not password):
+        return None  # `Basic Og==` (empty user and password) is how c/image says anonymous
+    return user, password
 
 
 def parse_bearer(authorization: str | None) -> str | None:
@@ -148,12 +150,14 @@ class AccessController:
         return self.settings.token.realm or base_url.rstrip("/") + "/auth/token"
 
     def authorize(self, authorization: str | None, address: str, base_url: str,
-                  wanted: list[Access]) -> Permissions:
+                  wanted: list[Access], optional: list[Access] | None = None) -> Permissions:
+        """`wanted` is required; `optional` is only asked for in the challenge, so that the
+        client's token carries it too (pull on the source of a cross-repository mount)."""
         if self.mode == "none":
             return Everything()
         if self.mode == "basic":
             return self._basic(authorization, address, wanted)
-        return self._bearer(authorization, base_url, wanted)
+        return self._bearer(authorization, base_url, wanted, optional or [])
 
     def _basic(self, authorization: str | None, address: str,
                wanted: list[Access]) -> Permissions:
@@ -177,12 +181,12 @@ class AccessController:
             raise RegistryError("DENIED", detail=[str(a) for a in wanted])
         return permissions
 
-    def _bearer(self, authorization: str | None, base_url: str,
-                wanted: list[Access]) -> Permissions:
+    def _bearer(self, authorization: str | None, base_url: str, wanted: list[Access],
+                optional: list[Access]) -> Permissions:
         challenge = (f'Bearer realm="{self.realm(base_url)}"'
                      f',service="{self.settings.token.service}"')
         if wanted:
-            challenge += f',scope="{_scope(wanted)}"'
+            challenge += f',scope="{_scope(wanted + optional)}"'
         token = parse_bearer(authorization)
         if token is None:
             raise _unauthorized(challenge, wanted)
@@ -195,7 +199,7 @@ class AccessController:
         if not _permits(permissions, wanted):
             raise _unauthorized(challenge + ',error="insufficient_scope"', wanted)
         if CATALOG in wanted:
-            identity = self.accounts.identity_of(claims.get("sub") or "") or Identity()
+            identity = self.accounts.identity_from_claims(claims) or Identity()
             permissions.subject_grants = ByGrants(identity, self.accounts.rules())
         return permissions
 

@@ -21,7 +21,7 @@ from registry.auth.grants import (
     parse_actions,
 )
 from registry.auth.passwords import (
-    DUMMY_HASH,
+    dummy_hash,
     hash_password,
     is_supported_hash,
     verify_password,
@@ -32,6 +32,7 @@ from registry.db.accounts import AccessTokenRecord, AccountStore, GrantRecord, U
 from registry.db.models import utcnow
 
 ACCESS_TOKEN_PREFIX = "tgat_"
+ACCESS_TOKEN_CLAIM = "tollgate_access_token"  # JWT claim: signed in with an access token
 USER_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
 
@@ -69,14 +70,14 @@ class Accounts:
     def authenticate(self, name: str, secret: str, address: str) -> Identity:
         if secret.startswith(ACCESS_TOKEN_PREFIX):
             return self._authenticate_token(name, secret)
+        locked_until = self.store.locked_until(name, address)
+        if locked_until and locked_until > utcnow():
+            raise LockedOut(int((locked_until - utcnow()).total_seconds()) + 1)
         user = self.store.get_user(name)
         digest = hashlib.sha256(f"{name}\0{secret}".encode()).digest()
         if user and not user.disabled and self._recently_verified(user, digest):
             return Identity(user=user.name, admin=user.admin)
-        locked_until = self.store.locked_until(name, address)
-        if locked_until and locked_until > utcnow():
-            raise LockedOut(int((locked_until - utcnow()).total_seconds()) + 1)
-        ok = verify_password(secret, user.password_hash if user else DUMMY_HASH)
+        ok = verify_password(secret, user.password_hash if user else dummy_hash())
         if not ok or user is None or user.disabled:
             until = self.store.record_failure(name, address, self.lockout.max_failures,
                                               self.lockout.window, self.lockout.duration)
@@ -104,8 +105,14 @@ class Accounts:
         user = self.store.get_user(record.user)
         if user is None or user.disabled:
             raise BadCredentials(name)
-        return Identity(user=user.name, admin=user.admin, restrict_pattern=record.pattern,
+        return Identity(user=user.name, admin=user.admin, access_token=record.name,
+                        restrict_pattern=record.pattern,
                         restrict_actions=frozenset(record.actions) if record.actions else None)
+
+    def identity_from_claims(self, claims: dict) -> Identity | None:
+        """The identity behind a bearer token, with its access-token narrowing."""
+        identity = self.identity_of(claims.get("sub") or "")
+        return identity.with_token_claim(claims.get(ACCESS_TOKEN_CLAIM)) if identity else None
 
     def identity_of(self, name: str) -> Identity | None:
         """The identity behind a token's subject, if that user may still sign in."""

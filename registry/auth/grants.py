@@ -31,12 +31,33 @@ class Identity:
 
     user: str | None = None
     admin: bool = False
+    access_token: str | None = None  # the name of the access token used to sign in
     restrict_pattern: str | None = None
     restrict_actions: frozenset[str] | None = None
 
     @property
     def anonymous(self) -> bool:
         return self.user is None
+
+    @property
+    def may_administer(self) -> bool:
+        """Admins may, unless they signed in with an access token (narrowed or not)."""
+        return self.admin and self.access_token is None
+
+    def token_claim(self) -> dict | None:
+        """What a bearer token must remember of an access-token sign-in."""
+        if self.access_token is None:
+            return None
+        return {"name": self.access_token, "pattern": self.restrict_pattern,
+                "actions": sorted(self.restrict_actions) if self.restrict_actions else None}
+
+    def with_token_claim(self, claim: dict | None) -> Identity:
+        if not claim:
+            return self
+        actions = claim.get("actions")
+        return Identity(user=self.user, admin=self.admin, access_token=claim.get("name") or "",
+                        restrict_pattern=claim.get("pattern"),
+                        restrict_actions=frozenset(actions) if actions else None)
 
 
 @dataclass(frozen=True)
@@ -121,9 +142,11 @@ def allowed_actions(identity: Identity, rules: list[GrantRule], repository: str)
 
 
 def may_list_catalog(identity: Identity, rules: list[GrantRule]) -> bool:
-    if identity.restrict_actions is not None and CATALOG_ACTION not in identity.restrict_actions:
-        return False
-    return identity.admin or any(
+    """Signed-in users may list the catalog (it shows only what they may pull); anonymous
+    callers and narrowed access tokens need the `catalog` action."""
+    if identity.restrict_actions is not None:
+        return CATALOG_ACTION in identity.restrict_actions
+    return not identity.anonymous or any(
         applies_to(rule, identity) and CATALOG_ACTION in rule.actions for rule in rules)
 
 

@@ -121,14 +121,16 @@ def load_or_create(key_file: Path, cert_file: Path, algorithm: str,
     return SigningKey(private_key, certificate)
 
 
-def load_trusted_keys(certs_file: str | None, jwks_file: str | None) -> list[PublicKey]:
-    """Public keys of an external token issuer, from a PEM bundle and/or a JWKS file."""
-    keys: list[PublicKey] = []
+def load_trusted_keys(certs_file: str | None, jwks_file: str | None
+                      ) -> list[tuple[str | None, PublicKey]]:
+    """(published key id, public key) of an external token issuer, from a PEM bundle and/or
+    a JWKS file (whose `kid`s identity providers put in their tokens)."""
+    keys: list[tuple[str | None, PublicKey]] = []
     if certs_file:
         for certificate in x509.load_pem_x509_certificates(Path(certs_file).read_bytes()):
-            keys.append(certificate.public_key())
+            keys.append((None, certificate.public_key()))
     if jwks_file:
         for jwk in json.loads(Path(jwks_file).read_text()).get("keys", []):
             algorithm = ECAlgorithm if jwk.get("kty") == "EC" else RSAAlgorithm
-            keys.append(algorithm.from_jwk(json.dumps(jwk)))
+            keys.append((jwk.get("kid"), algorithm.from_jwk(json.dumps(jwk))))
     return keys

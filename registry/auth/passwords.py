@@ -3,6 +3,8 @@ accounts imported from Apache htpasswd files."""
 
 from __future__ import annotations
 
+from functools import cache
+
 from passlib.context import CryptContext
 
 BCRYPT_MAX_BYTES = 72
@@ -39,6 +41,8 @@ def is_supported_hash(password_hash: str) -> bool:
     return _context.identify(password_hash) is not None
 
 
-# A hash to verify against when the user does not exist, so that a sign-in takes as long
-# for an unknown user as for a wrong password.
-DUMMY_HASH = _context.hash("tollgate-no-such-user")
+@cache
+def dummy_hash() -> str:
+    """A hash to verify against when the user does not exist, so that a sign-in takes as
+    long for an unknown user as for a wrong password (made on first use: bcrypt is slow)."""
+    return _context.hash("tollgate-no-such-user")

@@ -45,7 +45,7 @@ class TokenIssuer:
                           headers=headers)
 
     def issue(self, subject: str | None, service: str, access: list[Access],
-              expired: bool = False) -> tuple[str, int, datetime]:
+              expired: bool = False, extra: dict | None = None) -> tuple[str, int, datetime]:
         """An access token, its lifetime in seconds and its issue time. An `expired` token
         (for fault injection) was issued and expired an hour ago, beyond any leeway."""
         now = int(time.time())
@@ -55,6 +55,7 @@ class TokenIssuer:
             "exp": (now - 3600) if expired else now + self.expires_in,
             "nbf": issued, "iat": issued, "jti": uuid.uuid4().hex,
             "access": [a.to_claim() for a in access],
+            **(extra or {}),
         }
         return self._sign(claims), self.expires_in, datetime.fromtimestamp(now, UTC)
 
@@ -77,13 +78,16 @@ class TokenVerifier:
     """Checks signature, issuer, audience and expiry (60 s leeway); remembers tokens it
     already accepted until they expire, so a busy client costs one signature check."""
 
-    def __init__(self, keys: list[PublicKey], issuer: str, service: str,
+    def __init__(self, keys: list[tuple[str | None, PublicKey]], issuer: str, service: str,
                  cache_size: int = 4096) -> None:
+        """`keys` are (key id as published, e.g. in a JWKS, or None; public key)."""
         self.issuer = issuer
         self.service = service
         self._keys: dict[str, PublicKey] = {}
         self._spki: dict[bytes, PublicKey] = {}
-        for key in keys:
+        for kid, key in keys:
+            if kid:
+                self._keys[kid] = key
             self._keys[libtrust_kid(key)] = key
             self._keys[jwk_thumbprint(key)] = key
             self._spki[_spki(key)] = key
@@ -104,10 +108,14 @@ class TokenVerifier:
         return claims
 
     def _key_for(self, header: dict) -> PublicKey:
-        key = self._keys.get(header.get("kid", ""))
-        if key is None and header.get("x5c"):
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        x5c = header.get("x5c")
+        if key is None and x5c:
+            if not isinstance(x5c, list) or not isinstance(x5c[0], str):
+                raise InvalidToken("bad x5c: not a list of certificates")
             try:
-                leaf = x509.load_der_x509_certificate(base64.b64decode(header["x5c"][0]))
+                leaf = x509.load_der_x509_certificate(base64.b64decode(x5c[0]))
             except (ValueError, TypeError) as e:
                 raise InvalidToken(f"bad x5c: {e}") from None
             key = self._spki.get(_spki(leaf.public_key()))

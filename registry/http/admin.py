@@ -25,11 +25,11 @@ def _identity_is_admin(request: Request) -> bool:
     credentials = parse_basic(authorization)
     if credentials:
         address = request.client.host if request.client else ""
-        return svc.accounts.authenticate(*credentials, address).admin
+        return svc.accounts.authenticate(*credentials, address).may_administer
     token = parse_bearer(authorization)
     if token and svc.verifier is not None:
-        identity = svc.accounts.identity_of(svc.verifier.verify(token).get("sub") or "")
-        return identity is not None and identity.admin
+        identity = svc.accounts.identity_from_claims(svc.verifier.verify(token))
+        return identity is not None and identity.may_administer
     raise BadCredentials("")
 
 
@@ -143,8 +143,12 @@ async def create_access_token(request: Request) -> Response:
     await require_admin(request)
     body = await _json(request)
     expires_at = None
-    if body.get("expires_in"):
-        expires_at = datetime.now(UTC) + timedelta(seconds=int(body["expires_in"]))
+    if body.get("expires_in") is not None:
+        seconds = body["expires_in"]
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds <= 0:
+            raise RegistryError("UNSUPPORTED", "expires_in must be a positive number of "
+                                               "seconds", status=400)
+        expires_at = datetime.now(UTC) + timedelta(seconds=seconds)
     secret = await _call(services(request).accounts.create_access_token,
                          request.path_params["user"], str(body.get("name", "")),
                          body.get("pattern"), _actions_text(body.get("actions")) or None,

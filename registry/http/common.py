@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 WRITE_BUFFER = 1024 * 1024  # bytes gathered from the socket before one write to storage
 EVERYTHING = Everything()
+DRAIN_LIMIT = 8 * 1024 * 1024
 
 
 def services(request: Request) -> Services:
@@ -71,17 +72,35 @@ def next_link(path: str, n: int, last: str) -> str:
     return f'<{path}?{urlencode({"last": last, "n": n})}>; rel="next"'
 
 
-async def authorize(request: Request, *wanted: Access) -> Permissions:
-    """What the request may do; raises the 401/403/429 a client must see if it may not."""
+async def authorize(request: Request, *wanted: Access,
+                    optional: tuple[Access, ...] = ()) -> Permissions:
+    """What the request may do; raises the 401/403/429 a client must see if it may not.
+    `optional` access is asked for in a token challenge but not required."""
     controller = services(request).access
     if controller.mode == "none":
         return EVERYTHING
     address = request.client.host if request.client else ""
-    permissions = await run_in_threadpool(
-        controller.authorize, request.headers.get("authorization"), address,
-        str(request.base_url), list(wanted))
+    try:
+        permissions = await run_in_threadpool(
+            controller.authorize, request.headers.get("authorization"), address,
+            str(request.base_url), list(wanted), list(optional))
+    except RegistryError:
+        await _drain(request)
+        raise
     request.state.user = permissions.user  # for the request journal
     return permissions
+
+
+async def _drain(request: Request) -> None:
+    """Read (and drop) a small refused body, so that a client still sending it sees our
+    answer instead of a connection closed under it; a large one is cut off."""
+    if request.method not in ("PUT", "PATCH", "POST"):
+        return
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > DRAIN_LIMIT:
+            return
 
 
 def pull(name: str) -> Access:

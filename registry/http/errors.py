@@ -39,4 +39,7 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return error_response(RegistryError("UNKNOWN", "internal server error"), request.method)
+    # Answered outside the middleware stack, so the API version header is set here.
+    error = RegistryError("UNKNOWN", "internal server error",
+                          headers={"Docker-Distribution-API-Version": "registry/2.0"})
+    return error_response(error, request.method)

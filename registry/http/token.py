@@ -11,17 +11,19 @@ import json
 from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from registry.auth.access import locked_out, parse_basic
-from registry.auth.accounts import BadCredentials, LockedOut
+from registry.auth.accounts import ACCESS_TOKEN_CLAIM, BadCredentials, LockedOut
 from registry.auth.grants import Access, Identity, grant_access, parse_scope
 from registry.auth.tokens import InvalidToken
 from registry.core.errors import RegistryError
-from registry.http.common import services
+from registry.http.common import read_body, services
 
 INCORRECT = "incorrect username or password"
+MAX_FORM_SIZE = 64 * 1024
 
 
 def _refused(message: str = INCORRECT, oauth_error: str = "invalid_grant") -> Response:
@@ -53,11 +55,15 @@ def _issue(request: Request, identity: Identity, service: str, wanted: list[Acce
     granted = grant_access(identity, svc.accounts.rules(), wanted)
     # A fault rule can make us hand out tokens that expired an hour ago.
     expired = bool(request.scope.get("state", {}).get("expired_token"))
-    token, expires_in, issued_at = svc.issuer.issue(identity.user, service, granted, expired)
+    claim = identity.token_claim()
+    extra = {ACCESS_TOKEN_CLAIM: claim} if claim else None
+    token, expires_in, issued_at = svc.issuer.issue(identity.user, service, granted, expired,
+                                                    extra)
     body = {"token": token, "access_token": token, "expires_in": expires_in,
             "issued_at": _timestamp(issued_at),
             "scope": " ".join(str(a) for a in granted)}
-    if refresh and not identity.anonymous:
+    # No refresh token for an access-token sign-in: it would outlive the token's revocation.
+    if refresh and not identity.anonymous and identity.access_token is None:
         body["refresh_token"] = svc.issuer.issue_refresh(identity.user, service)
     return body
 
@@ -65,6 +71,13 @@ def _issue(request: Request, identity: Identity, service: str, wanted: list[Acce
 def _authenticate(request: Request, user: str, password: str) -> Identity:
     address = request.client.host if request.client else ""
     return services(request).accounts.authenticate(user, password, address)
+
+
+async def _form(request: Request) -> QueryParams:
+    """The urlencoded POST body (parsed here: starlette's form parser needs an extra
+    package for what is one line of standard library)."""
+    body = await read_body(request, MAX_FORM_SIZE)
+    return QueryParams(body.decode("latin-1"))
 
 
 async def get_token(request: Request) -> Response:
@@ -86,7 +99,7 @@ async def get_token(request: Request) -> Response:
 
 
 async def post_token(request: Request) -> Response:
-    form = await request.form()
+    form = await _form(request)
     service = _check_service(request, form.get("service"))
     wanted = parse_scope(" ".join(str(v) for v in form.getlist("scope")))
     grant_type = form.get("grant_type")
@@ -106,7 +119,7 @@ async def post_token(request: Request) -> Response:
             subject = svc.verifier.verify_refresh(str(form.get("refresh_token", "")))
         except InvalidToken:
             return _refused("invalid or expired refresh token")
-        identity = await run_in_threadpool(svc.accounts.identity_of, subject)
+        identity = await run_in_threadpool(svc.accounts.identity_of, subject)  # never narrowed
         if identity is None:
             return _refused("invalid or expired refresh token")
         refresh = False

@@ -48,8 +48,10 @@ async def start_upload(request: Request) -> Response:
     source = params.get("from") or None
     if source is not None:
         validate_name(source)
-    # A client mounting from another repository asks for pull on it in the same token.
-    permissions = await authorize(request, push(name), *([pull(source)] if source else []))
+    # Pull on the source is checked by the mount itself: without it the blob is not
+    # mounted and the client gets an upload to push it instead (202), as the spec says.
+    permissions = await authorize(request, push(name),
+                                  optional=(pull(source),) if source else ())
     svc = services(request)
     mount = params.get("mount")
     if mount:
