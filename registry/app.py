@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -12,7 +14,7 @@ from starlette.responses import Response
 
 from registry.auth.access import AccessController
 from registry.auth.accounts import Accounts
-from registry.auth.keys import load_or_create, load_trusted_keys
+from registry.auth.keys import SigningKey, load_or_create, load_trusted_keys
 from registry.auth.tokens import TokenIssuer, TokenVerifier
 from registry.config import Settings
 from registry.core.blobs import BlobStore
@@ -77,18 +79,33 @@ async def storage_unavailable_handler(request: Request, exc: Exception) -> Respo
     return await registry_error_handler(request, RegistryError("UNAVAILABLE", str(exc)))
 
 
+def load_or_create_shared(key_file: Path, cert_file: Path, algorithm: str,
+                          common_name: str) -> SigningKey:
+    """`load_or_create` made safe for replicas sharing the data dir that start at once: the
+    key pair is made under an exclusive lock beside the key file. Unlocked, a process could
+    read the certificate before its maker wrote it, or pair its own certificate with the
+    other's key, a mismatch that then stops every later start."""
+    if key_file.exists() and cert_file.exists():
+        return load_or_create(key_file, cert_file, algorithm, common_name)
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(key_file.with_name(f".{key_file.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        return load_or_create(key_file, cert_file, algorithm, common_name)
+
+
 def make_tokens(settings: Settings) -> tuple[TokenIssuer | None, TokenVerifier | None]:
     """The token issuer and verifier of token mode: our own key (made on first start) plus
     any external issuer's keys we are told to trust."""
     if settings.auth.mode != "token":
         return None, None
     token = settings.auth.token
-    key = load_or_create(settings.data_path(token.key_file, "token-signing-key.pem"),
-                         settings.data_path(token.cert_file, "token-signing-cert.pem"),
-                         token.algorithm, token.issuer)
+    key = load_or_create_shared(settings.data_path(token.key_file, "token-signing-key.pem"),
+                                settings.data_path(token.cert_file, "token-signing-cert.pem"),
+                                token.algorithm, token.issuer)
     issuer = TokenIssuer(key, token.issuer, token.expires_in, token.refresh_expires_in)
     trusted = load_trusted_keys(token.trusted_certs, token.trusted_jwks)
-    verifier = TokenVerifier([key.public_key, *trusted], token.issuer, token.service)
+    verifier = TokenVerifier([(key.kid, key.public_key), *trusted], token.issuer,
+                             token.service)
     return issuer, verifier
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 
-from registry.config import Settings, load_settings
+from registry.config import Settings, load_settings, parse_storage_url
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +19,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in the data dir)")
 
 
-# Flags that map onto settings keys; a subcommand may define any of them.
+# Flags that map onto settings keys; a subcommand may define any of them. A function instead
+# of a key turns the flag's value into several settings ({key: value}).
 FLAG_SETTINGS = {
     "data_dir": "data_dir",
     "database_url": "database_url",
@@ -27,11 +28,16 @@ FLAG_SETTINGS = {
     "port": "port",
     "workers": "workers",
     "auth": "auth.mode",
+    "storage": parse_storage_url,
 }
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    overrides = {key: getattr(args, flag, None) for flag, key in FLAG_SETTINGS.items()}
+    overrides = {}
+    for flag, key in FLAG_SETTINGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            overrides.update(key(value) if callable(key) else {key: value})
     return load_settings(getattr(args, "config", None), overrides=overrides)
 
 

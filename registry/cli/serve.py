@@ -16,6 +16,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", help="port to listen on (default 5000)")
     serve.add_argument("--workers", help="worker processes (default 1)")
     serve.add_argument("--auth", help="access control: none, basic or token (default none)")
+    serve.add_argument("--storage", metavar="URL",
+                       help="where blobs live: s3://BUCKET/PREFIX?endpoint=http://HOST:PORT"
+                            "&region=R (credentials from the AWS chain or storage.s3.*), or "
+                            "file:///PATH (default: the filesystem under the data dir)")
     serve.set_defaults(handler=run_serve)
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
@@ -46,7 +50,8 @@ def run_serve(args: argparse.Namespace, settings: Settings) -> int:
         return fail(str(e))
     finally:
         engine.dispose()
-    settings.storage_root.mkdir(parents=True, exist_ok=True)
+    if settings.storage.driver == "filesystem":
+        settings.storage_root.mkdir(parents=True, exist_ok=True)
     make_tokens(settings)  # make the signing key once, before the workers start
     os.environ[SETTINGS_ENV] = settings.to_json()
     uvicorn.run(

@@ -9,6 +9,7 @@ NAME = "/v2/{name:path}"
 
 ROUTES = [
     Route("/v2/", base.api_version, methods=["GET", "HEAD"]),
+    Route("/health", base.health, methods=["GET", "HEAD"]),
     Route("/v2/_catalog", listing.catalog, methods=["GET"]),
     Route(NAME + "/tags/list", listing.list_tags, methods=["GET"]),
     Route(NAME + "/referrers/{digest}", listing.referrers, methods=["GET"]),

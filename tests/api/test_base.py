@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from .helpers import (
     ACCEPT,
     API_VERSION,
@@ -59,3 +61,10 @@ def test_api_version_header_on_unknown_routes(client, repo):
         resp = client.get(url)
         assert resp.status_code == 404, url
         assert resp.headers.get(API_VERSION_HEADER) == API_VERSION
+
+
+@pytest.mark.tollgate_only
+def test_health_endpoint_answers_200_without_credentials(client):
+    resp = client.get("/health")
+    assert resp.status_code == 200
+    assert resp.json() == {"status": "ok"}

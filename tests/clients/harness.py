@@ -10,6 +10,7 @@ are removed afterwards if they did not exist before.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -17,6 +18,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -93,11 +95,16 @@ class CommandFailed(AssertionError):
 
 
 def run(args: list[str], env: dict[str, str], *, check: bool = True, cwd: Path | None = None,
-        timeout: float = CALL_TIMEOUT) -> Result:
-    """Run a client command; on failure (check=True) raise with the client's own words."""
+        timeout: float = CALL_TIMEOUT, input: str | None = None) -> Result:
+    """Run a client command; on failure (check=True) raise with the client's own words.
+
+    `input` is written to the command's stdin (e.g. `--password-stdin`); otherwise stdin is
+    /dev/null, so that no client ever waits for a prompt.
+    """
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
     try:
         proc = subprocess.run([str(a) for a in args], env=env, cwd=cwd, capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL, timeout=timeout)
+                              text=True, timeout=timeout, **stdin)
     except subprocess.TimeoutExpired as e:
         raise CommandFailed(f"$ {' '.join(map(str, args))}\ntimed out after {timeout} s\n"
                             f"{e.stdout or ''}{e.stderr or ''}") from None
@@ -430,10 +437,11 @@ class Manifest:
         return json.loads(self.data)
 
 
-def get_manifest(registry_url: str, repo: str, ref: str) -> Manifest | None:
+def get_manifest(registry_url: str, repo: str, ref: str,
+                 auth: httpx.Auth | None = None) -> Manifest | None:
     """The manifest exactly as stored (all manifest types accepted), or None if 404."""
     r = httpx.get(f"{registry_url}/v2/{repo}/manifests/{ref}",
-                  headers={"Accept": ACCEPT_ALL}, timeout=30)
+                  headers={"Accept": ACCEPT_ALL}, timeout=30, auth=auth)
     if r.status_code == 404:
         return None
     r.raise_for_status()
@@ -469,13 +477,15 @@ def push_manifest(c: httpx.Client, repo: str, ref: str, m: Blob) -> None:
     assert r.status_code == 201, f"PUT manifest {repo}:{ref}: {r.status_code} {r.text}"
 
 
-def seed_images(registry_url: str, images: ImageSet, single: str, multi: str) -> None:
+def seed_images(registry_url: str, images: ImageSet, single: str, multi: str,
+                auth: httpx.Auth | None = None) -> None:
     """Push the test images over plain HTTP (independent of any client):
 
     single:v1 (OCI amd64), single:arm64 (OCI arm64), single:v2s2 (Docker amd64),
     multi:v1 (OCI index of both), multi:v2s2 (Docker manifest list of both).
+    `auth` (e.g. RegistryAuth) for a registry that requires it.
     """
-    with httpx.Client(base_url=registry_url, timeout=60) as c:
+    with httpx.Client(base_url=registry_url, timeout=60, auth=auth) as c:
         for repo in (single, multi):
             for im in images.images:
                 _push_blob(c, repo, im.layer)
@@ -502,3 +512,65 @@ def index_platforms(m: Manifest) -> list[str]:
         out.append("/".join(x for x in (p.get("os"), p.get("architecture"), p.get("variant"))
                             if x))
     return sorted(out)
+
+
+# ------------------------------------------------------------------ registries that require auth
+
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """`Bearer realm="…",service="…"` -> ("bearer", {"realm": …, "service": …})."""
+    scheme, _, rest = header.strip().partition(" ")
+    return scheme.lower(), dict(_CHALLENGE_PARAM.findall(rest))
+
+
+class RegistryAuth(httpx.Auth):
+    """HTTP Basic or Docker token auth, whichever the registry's 401 challenge asks for.
+
+    Every request goes out bare first; on a 401 the challenge decides: Basic credentials, or a
+    token fetched from the Bearer realm (GET with Basic auth, the scope of the challenge) and
+    cached per scope. Independent of every client under test.
+    """
+
+    requires_request_body = True
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username, password
+        self._tokens: dict[tuple[str, str, str], str] = {}
+
+    def auth_flow(self, request: httpx.Request):
+        response = yield request
+        if response.status_code != 401:
+            return
+        scheme, params = parse_challenge(response.headers.get("www-authenticate", ""))
+        if scheme == "basic":
+            request.headers["Authorization"] = httpx.BasicAuth(
+                self.username, self.password)._auth_header
+        elif scheme == "bearer":
+            key = (params.get("realm", ""), params.get("service", ""), params.get("scope", ""))
+            if key not in self._tokens:
+                query = {k: v for k, v in (("service", key[1]), ("scope", key[2])) if v}
+                r = httpx.get(key[0], params=query, auth=(self.username, self.password),
+                              timeout=30)
+                r.raise_for_status()
+                body = r.json()
+                self._tokens[key] = body.get("token") or body["access_token"]
+            request.headers["Authorization"] = f"Bearer {self._tokens[key]}"
+        else:
+            return
+        yield request
+
+
+def dockerconfigjson(host: str, username: str, password: str) -> dict:
+    """The `.dockerconfigjson` of a Kubernetes imagePullSecret, as
+    `kubectl create secret docker-registry --docker-server=HOST …` writes it. The same JSON is a
+    docker `config.json` and a containers-auth.json."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"auths": {host: {"username": username, "password": password, "auth": auth}}}
+
+
+def tollgate_admin(data_dir: Path, *args: str, input: str | None = None) -> Result:
+    """A Tollgate management command (`user add …`, `grant add …`) on a server's data dir."""
+    return run([sys.executable, "-m", "registry", *args, "--data-dir", str(data_dir)],
+               {**os.environ}, input=input, timeout=60)
