@@ -74,7 +74,7 @@ class TokenSettings:
 
 @dataclass
 class LockoutSettings:
-    max_failures: int = 5
+    max_failures: int = 0  # failed sign-ins that start a lock-out; 0: no lock-out
     window: int = 300
     duration: int = 60
 
@@ -108,6 +108,21 @@ class FaultSettings:
 
 
 @dataclass
+class TlsSettings:
+    cert: str | None = None  # PEM server certificate (chain); with key: serve HTTPS
+    key: str | None = None  # PEM private key of cert
+    client_ca: str | None = None  # PEM CA bundle: require client certificates signed by it
+
+
+@dataclass
+class HttpSettings:
+    # Build URLs (the token realm) from X-Forwarded-Proto/-Host and take the client address
+    # from X-Forwarded-For, whoever sends them: only for a registry that nothing but a
+    # trusted proxy can reach (anyone else could pick their own address and realm).
+    trust_forwarded: bool = False
+
+
+@dataclass
 class Settings:
     host: str = "0.0.0.0"
     port: int = 5000
@@ -120,6 +135,8 @@ class Settings:
     journal: JournalSettings = field(default_factory=JournalSettings)
     ratelimit: RateLimitSettings = field(default_factory=RateLimitSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -148,7 +165,7 @@ class Settings:
 MINIMUMS = {
     "storage.s3.redirect_expires_in": 1,
     "workers": 1, "journal.size": 1, "ratelimit.window": 1, "auth.token.expires_in": 1,
-    "auth.token.refresh_expires_in": 1, "auth.lockout.max_failures": 1,
+    "auth.token.refresh_expires_in": 1, "auth.lockout.window": 1,
 }
 
 CHOICES = {
@@ -291,7 +308,50 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
     _apply(settings, _nest({k: v for k, v in (overrides or {}).items() if v is not None}), "")
     if settings.storage.driver == "s3" and not settings.storage.s3.bucket:
         raise ConfigError("config: storage.s3.bucket: required when storage.driver is s3")
+    _check_tls(settings.tls)
     return settings
+
+
+def _check_tls(tls: TlsSettings) -> None:
+    """Both of tls.cert and tls.key or neither; tls.client_ca only with them."""
+    if bool(tls.cert) != bool(tls.key):
+        present, missing = ("tls.cert", "tls.key") if tls.cert else ("tls.key", "tls.cert")
+        raise ConfigError(f"config: {missing}: required when {present} is set "
+                          "(HTTPS needs both the certificate and its key)")
+    if tls.client_ca and not tls.cert:
+        raise ConfigError("config: tls.client_ca: client certificates need HTTPS: "
+                          "set tls.cert and tls.key too")
+
+
+def check_tls_files(tls: TlsSettings) -> None:
+    """That the TLS files can be read and the key belongs to the certificate (at start-up,
+    before uvicorn, whose error would be a traceback)."""
+    import ssl
+
+    for key in ("cert", "key", "client_ca"):
+        path = getattr(tls, key)
+        if not path:
+            continue
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise ConfigError(f"config: tls.{key}: cannot read {path}: "
+                              f"{e.strerror or e}") from None
+    if not tls.cert:
+        return
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(tls.cert, tls.key)
+    except ssl.SSLError as e:
+        raise ConfigError(f"config: tls.cert/tls.key: {tls.cert} and {tls.key} are not a "
+                          f"PEM certificate and its private key ({e.reason or e})") from None
+    if tls.client_ca:
+        try:
+            context.load_verify_locations(cafile=tls.client_ca)
+        except ssl.SSLError as e:
+            raise ConfigError(f"config: tls.client_ca: {tls.client_ca} holds no PEM CA "
+                              f"certificate ({e.reason or e})") from None
 
 
 STORAGE_URL_OPTIONS = {

@@ -70,7 +70,8 @@ class Accounts:
     def authenticate(self, name: str, secret: str, address: str) -> Identity:
         if secret.startswith(ACCESS_TOKEN_PREFIX):
             return self._authenticate_token(name, secret)
-        locked_until = self.store.locked_until(name, address)
+        lockout = self.lockout.max_failures > 0
+        locked_until = self.store.locked_until(name, address) if lockout else None
         if locked_until and locked_until > utcnow():
             raise LockedOut(int((locked_until - utcnow()).total_seconds()) + 1)
         user = self.store.get_user(name)
@@ -79,12 +80,14 @@ class Accounts:
             return Identity(user=user.name, admin=user.admin)
         ok = verify_password(secret, user.password_hash if user else dummy_hash())
         if not ok or user is None or user.disabled:
-            until = self.store.record_failure(name, address, self.lockout.max_failures,
-                                              self.lockout.window, self.lockout.duration)
-            if until:
-                raise LockedOut(int((until - utcnow()).total_seconds()) + 1)
+            if lockout:
+                until = self.store.record_failure(name, address, self.lockout.max_failures,
+                                                  self.lockout.window, self.lockout.duration)
+                if until:
+                    raise LockedOut(int((until - utcnow()).total_seconds()) + 1)
             raise BadCredentials(name)
-        self.store.clear_failures(name, address)
+        if lockout:
+            self.store.clear_failures(name, address)
         with self._lock:
             self._verified[user.name] = _Verified(user.password_hash, digest)
             while len(self._verified) > 4096:
