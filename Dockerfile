@@ -30,9 +30,10 @@ VOLUME ["/data"]
 EXPOSE 5000
 
 # /health needs no credentials (unlike /v2/ with auth on) and fails while the database does not
-# answer.
+# answer. Over HTTPS when TOLLGATE_TLS_CERT is set (not verified: the certificate names the
+# registry's public host, not 127.0.0.1); with tls.client_ca, replace this check.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('TOLLGATE_PORT', '5000'), timeout=4)"]
+  CMD ["python", "-c", "import os, ssl, urllib.request; tls = bool(os.environ.get('TOLLGATE_TLS_CERT')); urllib.request.urlopen('%s://127.0.0.1:%s/health' % ('https' if tls else 'http', os.environ.get('TOLLGATE_PORT', '5000')), timeout=4, context=ssl._create_unverified_context() if tls else None)"]
 
 # `docker run IMAGE` serves; `docker run IMAGE migrate`, `... user add NAME` run other commands.
 ENTRYPOINT ["tollgate"]

@@ -33,7 +33,7 @@ from registry.http.errors import (
     registry_error_handler,
     unexpected_error_handler,
 )
-from registry.http.middleware import ApiVersionHeader
+from registry.http.middleware import ApiVersionHeader, ForwardedHeaders
 from registry.http.routes import ADMIN_ROUTES, ROUTES, TOKEN_ROUTES
 from registry.storage import StorageDriver, StorageUnavailable
 from registry.storage.filesystem import FilesystemDriver
@@ -140,6 +140,8 @@ def create_app(settings: Settings) -> Starlette:
     services = make_services(settings)
     routes = ROUTES + ADMIN_ROUTES + (TOKEN_ROUTES if services.issuer else [])
     middleware = [Middleware(ApiVersionHeader)]
+    if settings.http.trust_forwarded:  # first: the fixture's injected 401s see it too
+        middleware.insert(0, Middleware(ForwardedHeaders))
     if services.faults is not None or services.journal is not None or services.ratelimit:
         middleware.append(Middleware(
             FixtureMiddleware, faults=services.faults, journal=services.journal,

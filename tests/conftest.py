@@ -65,10 +65,12 @@ def _die_with_parent() -> None:
 
 def start_registry(data_dir: Path, *args: str, env: dict | None = None,
                    database_url: str | None = None, port: int | None = None,
-                   wait: bool = True) -> RunningRegistry:
+                   wait: bool = True, scheme: str = "http") -> RunningRegistry:
     """Start `tollgate serve` and wait until GET /v2/ answers (`wait=False`: return at once,
     then `wait_until_ready`, to start several at the same moment; not from another thread:
-    the parent-death signal fires when the thread that started the server ends)."""
+    the parent-death signal fires when the thread that started the server ends).
+    `scheme="https"` for a server given --tls-cert/--tls-key: the URL is https and readiness
+    is the port accepting connections (the test may not have the certificates to ask)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-{port}.log"
@@ -80,7 +82,7 @@ def start_registry(data_dir: Path, *args: str, env: dict | None = None,
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
                             preexec_fn=_die_with_parent)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     reg = RunningRegistry(url=url, host=f"127.0.0.1:{port}", data_dir=data_dir,
                           process=proc, log_path=log_path, database_url=database_url)
     if wait:
@@ -95,9 +97,13 @@ def wait_until_ready(reg: RunningRegistry, timeout: float = 30) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"tollgate serve exited with {proc.returncode}:\n{reg.log()}")
         try:
-            httpx.get(reg.url + "/v2/", timeout=1)
+            if reg.url.startswith("https:"):
+                socket.create_connection(("127.0.0.1", int(reg.host.rsplit(":", 1)[1])),
+                                         timeout=1).close()
+            else:
+                httpx.get(reg.url + "/v2/", timeout=1)
             return
-        except httpx.TransportError:
+        except (httpx.TransportError, OSError):
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError(f"tollgate serve did not answer within {timeout} s:\n{reg.log()}")

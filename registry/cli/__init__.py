@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from registry.cli import accounts, fixture, images, kube, serve, storage
+from registry.cli import accounts, fixture, images, kube, serve, storage, tls
 from registry.cli.common import settings_from_args
 from registry.config import ConfigError
 
-COMMAND_MODULES = [serve, accounts, kube, images, storage, fixture]
+COMMAND_MODULES = [serve, accounts, kube, images, storage, fixture, tls]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,9 @@ FLAG_SETTINGS = {
     "workers": "workers",
     "auth": "auth.mode",
     "storage": parse_storage_url,
+    "tls_cert": "tls.cert",
+    "tls_key": "tls.key",
+    "tls_client_ca": "tls.client_ca",
 }
 
 

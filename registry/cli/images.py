@@ -72,6 +72,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                        help="read the password for --push from standard input")
     build.add_argument("--insecure", action="store_true",
                        help="do not verify the registry's TLS certificate")
+    build.add_argument("--ca-cert", metavar="FILE",
+                       help="trust this CA for --push over HTTPS (e.g. `tollgate tls init`'s "
+                            "ca.crt)")
     build.set_defaults(handler=run_build)
 
     importer = commands.add_parser(
@@ -141,7 +144,8 @@ def run_build(args: argparse.Namespace, settings: Settings) -> int:
         password = sys.stdin.readline().rstrip("\r\n")
     try:
         digest = push_image(image, _registry_url(args.push), f"{repository}:{tag}",
-                            username=args.user, password=password, insecure=args.insecure)
+                            username=args.user, password=password, insecure=args.insecure,
+                            ca_file=args.ca_cert)
     except (PushError, OSError) as e:
         return fail(f"push failed: {e}")
     print(f"{digest} {image.media_type} -> {args.push} {repository}:{tag}")

@@ -237,13 +237,17 @@ def cleanup_stale_bases() -> None:
             _remove_side_paths(before)
 
 
-def make_client_env(base: Path, registry_url: str, registry_host: str) -> ClientEnv:
+def make_client_env(base: Path, registry_url: str, registry_host: str,
+                    insecure: bool = True) -> ClientEnv:
+    """`insecure=False`: the registry is not marked insecure, so clients speak HTTPS to it
+    and check its certificate (for the TLS tests)."""
     for sub in ("home", "xdg", "cfg", "data", "tmp", "dockercfg"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     (base / "xdg").chmod(0o700)
     (base / "registries.conf").write_text(
         'unqualified-search-registries = []\n\n'
-        f'[[registry]]\nlocation = "{registry_host}"\ninsecure = true\n')
+        f'[[registry]]\nlocation = "{registry_host}"\n'
+        f'insecure = {"true" if insecure else "false"}\n')
     # containers/image reads $HOME/.config/containers/policy.json before /etc/containers
     policy = base / "home" / ".config" / "containers" / "policy.json"
     policy.parent.mkdir(parents=True, exist_ok=True)

@@ -103,8 +103,9 @@ def test_the_replicas_settings_are_known_to_tollgate(services):
     known = set(_env_keys(Settings()))
     ours = {name for name in env if name.startswith(ENV_PREFIX)}
     assert ours <= known, f"unknown settings: {sorted(ours - known)}"
-    assert set(env) - ours == {"FORWARDED_ALLOW_IPS"}  # uvicorn's: trust nginx's headers
+    assert set(env) == ours
     settings = load_settings(environ=env)
+    assert settings.http.trust_forwarded is True  # nginx's X-Forwarded-*: only it reaches them
     assert settings.database_url.startswith("postgresql+psycopg://tollgate:")
     assert settings.database_url.endswith("@postgres:5432/tollgate")
     assert settings.auth.mode == "token"
@@ -155,7 +156,7 @@ def test_nginx_streams_large_uploads_to_both_replicas(nginx_conf):
                       ("proxy_buffering", "off"), ("proxy_http_version", "1.1"),
                       ("proxy_set_header", "Host", "$http_host"),
                       ("proxy_set_header", "X-Forwarded-Proto", "$scheme"),
-                      ("proxy_set_header", "X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+                      ("proxy_set_header", "X-Forwarded-For", "$remote_addr"),
                       ("proxy_pass", "http://tollgate")]:
         assert directive in found, f"nginx.conf lacks `{' '.join(directive)};`"
     for timeout in ("proxy_read_timeout", "proxy_send_timeout", "client_body_timeout"):
