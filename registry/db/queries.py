@@ -110,7 +110,7 @@ class Metadata:
         if limit is not None:
             query = query.limit(limit)
         with self.db.query() as c:
-            return list(c.scalars(query))
+            return c.scalars(query).all()
 
     # -- blobs ---------------------------------------------------------------------------
     def linked_blob_size(self, repository: str, digest: str) -> int | None:
@@ -280,7 +280,7 @@ class Metadata:
                 query = query.where(Tag.name > last)
             if limit is not None:
                 query = query.limit(limit)
-            return list(c.scalars(query))
+            return c.scalars(query).all()  # one fetchall, not a driver call per row
 
     def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
         query = (select(Manifest).join(Repository, Repository.id == Manifest.repository_id)

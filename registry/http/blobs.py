@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from registry.core.blobs import BlobInfo, BlobStore
 from registry.core.errors import RegistryError
 from registry.core.references import validate_digest
-from registry.http.common import authorize, delete, pull, repository_name, services
+from registry.http.common import authorize, delete, pull, quick_read, repository_name, services
 
 RANGE_RE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -51,7 +51,7 @@ class FileSliceResponse(Response):
     `chunk_size` bytes in a worker thread (few, large reads: each costs a thread hop and a
     send), stopping when the client goes away. The file is closed at the end."""
 
-    chunk_size = 4 * 1024 * 1024
+    chunk_size = 1024 * 1024  # larger chunks measured slower here, with a larger RSS
 
     def __init__(self, file: BinaryIO, start: int, length: int, whole: bool,
                  status_code: int, headers: dict[str, str]) -> None:
@@ -92,13 +92,11 @@ class FileSliceResponse(Response):
             await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
 
 
-def _locate(blobs: BlobStore, name: str, digest: str,
-            get: bool) -> tuple[BlobInfo, str | None, BinaryIO | None]:
-    """In one worker-thread hop: the blob's size and, for a GET, either the URL where the
-    storage serves it itself (S3) or its opened local file (filesystem)."""
+def _locate(blobs: BlobStore, name: str, digest: str) -> tuple[BlobInfo, str | None,
+                                                                BinaryIO | None]:
+    """In one worker-thread hop: the blob's size and either the URL where the storage
+    serves it itself (S3) or its opened local file (filesystem)."""
     info = blobs.stat(name, digest)
-    if not get:
-        return info, None, None
     url = blobs.url_for(digest)
     if url:
         return info, url, None
@@ -116,8 +114,10 @@ async def get_blob(request: Request) -> Response:
     await authorize(request, pull(name))
     digest = validate_digest(request.path_params["digest"])
     blobs = services(request).blobs
-    info, url, file = await run_in_threadpool(_locate, blobs, name, digest,
-                                              request.method == "GET")
+    if request.method == "GET":
+        info, url, file = await run_in_threadpool(_locate, blobs, name, digest)
+    else:
+        info, url, file = await quick_read(request, blobs.stat, name, digest), None, None
     if url:
         # Storage that can serve the bytes itself (S3): the client fetches a presigned URL,
         # which carries its own authorisation, and sends its Range header there.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +17,9 @@ from registry.core.references import validate_name
 if TYPE_CHECKING:
     from registry.app import Services
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 WRITE_BUFFER = 1024 * 1024  # bytes gathered from the socket before one write to storage
 EVERYTHING = Everything()
 DRAIN_LIMIT = 8 * 1024 * 1024
@@ -24,6 +27,17 @@ DRAIN_LIMIT = 8 * 1024 * 1024
 
 def services(request: Request) -> Services:
     return request.app.state.services
+
+
+async def quick_read(request: Request, function: Callable[P, T], *args: P.args) -> T:
+    """Run a metadata read (indexed lookups and range scans, no storage I/O): on the event
+    loop itself with SQLite, where that is cheaper than a worker thread (`Database.inline`),
+    else in the thread pool. Such a read holds the GIL nearly throughout, so a worker thread
+    would not let the loop run meanwhile anyway; it only adds the hop and GIL hand-offs."""
+    database = services(request).database
+    if database.inline_reads:
+        return database.inline(function, *args)
+    return await run_in_threadpool(function, *args)
 
 
 def repository_name(request: Request) -> str:

@@ -9,7 +9,15 @@ from starlette.responses import JSONResponse, Response
 from registry.auth.access import CATALOG, Everything, Permissions
 from registry.core import mediatypes as mt
 from registry.core.references import validate_digest
-from registry.http.common import authorize, next_link, pagination, pull, repository_name, services
+from registry.http.common import (
+    authorize,
+    next_link,
+    pagination,
+    pull,
+    quick_read,
+    repository_name,
+    services,
+)
 
 CATALOG_BATCH = 1000
 
@@ -28,14 +36,14 @@ async def list_tags(request: Request) -> Response:
     n, last = pagination(request)
     # One more than asked tells whether a next page exists.
     limit = None if n is None else n + 1
-    tags = await run_in_threadpool(services(request).manifests.tags, name, last, limit)
+    tags = await quick_read(request, services(request).manifests.tags, name, last, limit)
     return _page(request, "tags", tags if n != 0 else [], {"name": name}, n)
 
 
 async def catalog(request: Request) -> Response:
     permissions = await authorize(request, CATALOG)
     n, last = pagination(request)
-    names = await run_in_threadpool(_visible_repositories, request, permissions, last, n)
+    names = await quick_read(request, _visible_repositories, request, permissions, last, n)
     return _page(request, "repositories", names if n != 0 else [], {}, n)
 
 

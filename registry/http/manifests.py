@@ -7,15 +7,24 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from registry.core.manifests import MAX_MANIFEST_SIZE, accepted_types
-from registry.http.common import authorize, delete, pull, push, read_body, repository_name, services
+from registry.http.common import (
+    authorize,
+    delete,
+    pull,
+    push,
+    quick_read,
+    read_body,
+    repository_name,
+    services,
+)
 
 
 async def get_manifest(request: Request) -> Response:
     name = repository_name(request)
     await authorize(request, pull(name))
     accepted = accepted_types(request.headers.getlist("accept"))
-    record = await run_in_threadpool(services(request).manifests.get, name,
-                                     request.path_params["reference"], accepted)
+    record = await quick_read(request, services(request).manifests.get, name,
+                              request.path_params["reference"], accepted)
     headers = {
         "Docker-Content-Digest": record.digest,
         "ETag": f'"{record.digest}"',

@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of Tollgate and CNCF distribution: `python -m bench`."""
