@@ -327,7 +327,14 @@ def test_push_with_push_grant_works(client, auth_server, push_repo, images):
 def test_anonymous_push_to_public_repository_is_refused(client, auth_server, repo):
     tag = "anon-" + re.sub(r"[^a-z0-9]+", "-", repo.split("/", 1)[1])[-60:]
     res = client.push(auth_server, None, PUBLIC_REPO, tag)
-    assert_refused(res, client.name, auth_server, "push_anon_public", PUBLIC_REPO, tag)
+    if client.name == "ctr" and "io: read/write on closed pipe" in res.output:
+        # Here every blob exists, so the refused request is the manifest PUT, whose body
+        # containerd 1.6 streams from a pipe it cannot replay; under load its retry after the
+        # 401 sometimes hits the closed pipe and prints that instead of the server's message
+        # (seen once in many CI runs, never alone). The push is refused either way.
+        assert res.returncode != 0, res.describe()
+    else:
+        assert_refused(res, client.name, auth_server, "push_anon_public", PUBLIC_REPO, tag)
     assert get_manifest(auth_server.url, PUBLIC_REPO, tag, auth=auth_server.http_auth()) is None
 
 
