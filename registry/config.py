@@ -261,14 +261,14 @@ def _apply(target: Any, values: dict, prefix: str) -> None:
             setattr(target, name, _convert(key, value, hints[name]))
 
 
-def _env_keys(target: Any, prefix: str = "") -> dict[str, str]:
+def env_keys(target: Any, prefix: str = "") -> dict[str, str]:
     """TOLLGATE_* variable name -> dotted key, for every setting."""
     keys = {}
     for f in dataclasses.fields(target):
         key = f"{prefix}{f.name}"
         value = getattr(target, f.name)
         if dataclasses.is_dataclass(value):
-            keys |= _env_keys(value, key + ".")
+            keys |= env_keys(value, key + ".")
         else:
             keys[ENV_PREFIX + key.replace(".", "_").upper()] = key
     return keys
@@ -302,8 +302,7 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
             raise ConfigError(f"config: {config_file} is not valid YAML: "
                               f"{str(e).splitlines()[0]}") from None
         _apply(settings, values, "")
-    env_keys = _env_keys(settings)
-    from_env = {key: environ[var] for var, key in env_keys.items() if var in environ}
+    from_env = {key: environ[var] for var, key in env_keys(settings).items() if var in environ}
     _apply(settings, _nest(from_env), "")
     _apply(settings, _nest({k: v for k, v in (overrides or {}).items() if v is not None}), "")
     if settings.storage.driver == "s3" and not settings.storage.s3.bucket:

@@ -14,11 +14,9 @@ database per data directory. Tests that run CLI commands against a server pass
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +27,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from registry.fixture.processes import die_with_parent, free_port
 
 
 @dataclass
@@ -51,18 +51,6 @@ class RunningRegistry:
         return options + (["--database-url", self.database_url] if self.database_url else [])
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to stop the server if pytest dies without cleaning up (kill -9)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 def start_registry(data_dir: Path, *args: str, env: dict | None = None,
                    database_url: str | None = None, port: int | None = None,
                    wait: bool = True, scheme: str = "http") -> RunningRegistry:
@@ -81,7 +69,7 @@ def start_registry(data_dir: Path, *args: str, env: dict | None = None,
     full_env = {**os.environ, "TOLLGATE_LOG_ACCESS": "false", **(env or {})}
     log = open(log_path, "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env,
-                            preexec_fn=_die_with_parent)
+                            preexec_fn=die_with_parent)
     url = f"{scheme}://127.0.0.1:{port}"
     reg = RunningRegistry(url=url, host=f"127.0.0.1:{port}", data_dir=data_dir,
                           process=proc, log_path=log_path, database_url=database_url)

@@ -12,7 +12,6 @@ notice a column that should sort bytewise but lacks its "C" collation.
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import itertools
 import os
@@ -22,7 +21,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+
+from registry.fixture.processes import die_with_parent, free_port
 
 INSTALL_HINT = "PostgreSQL is not installed: apt-get install postgresql"
 URL_ENV = "TOLLGATE_TEST_POSTGRES_URL"
@@ -57,20 +59,6 @@ def _run_as() -> str | None:
             continue
     raise PostgresMissing("running as root and there is no `postgres` or `nobody` user for "
                           "PostgreSQL to run as")
-
-
-def _die_with_parent() -> None:
-    # Called after Popen switched user (a credential change clears the parent-death signal).
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGINT)  # PR_SET_PDEATHSIG; SIGINT = PostgreSQL's fast shutdown
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _quote(identifier: str) -> str:
@@ -120,7 +108,7 @@ class PostgresServer:
             entry = pwd.getpwnam(user)
             os.chown(workdir, entry.pw_uid, entry.pw_gid)
         data = workdir / "data"
-        port = _free_port()
+        port = free_port()
         server = cls(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres")
         server._workdir = workdir
         server.log_path = workdir / "postgres.log"
@@ -141,7 +129,9 @@ class PostgresServer:
                  "-c", "full_page_writes=off", "-c", "max_connections=400",
                  "-c", "shared_buffers=64MB"],
                 user=user, stdout=log, stderr=subprocess.STDOUT, cwd=workdir,
-                preexec_fn=_die_with_parent)
+                # After Popen switches user (which clears the signal); SIGINT is
+                # PostgreSQL's fast shutdown.
+                preexec_fn=partial(die_with_parent, signal.SIGINT))
             log.close()
             server._wait_ready()
         except BaseException:

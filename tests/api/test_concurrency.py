@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
+
+from tests.concurrently import n_together
 
 from .helpers import (
     OCTET,
@@ -30,18 +29,6 @@ THREADS = 4
 ROUNDS = 3
 
 
-def run_together(n, action):
-    """Run action(i) in n threads released at the same moment; return the results."""
-    barrier = threading.Barrier(n)
-
-    def go(i):
-        barrier.wait(timeout=30)
-        return action(i)
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(go, range(n)))
-
-
 def race_closing_puts(registry, repo, data):
     """THREADS clients each hold a fully written upload of `data`; all close at once."""
     dgst = digest(data)
@@ -52,7 +39,7 @@ def race_closing_puts(registry, repo, data):
             resp = c.patch(start_upload(c, repo), content=data, headers=OCTET)
             assert resp.status_code == 202
             urls.append(location(resp))
-        return run_together(THREADS, lambda i: clients[i].put(with_query(urls[i], digest=dgst)))
+        return n_together(THREADS, lambda i: clients[i].put(with_query(urls[i], digest=dgst)))
     finally:
         for c in clients:
             c.close()
@@ -80,7 +67,7 @@ def test_same_blob_pushed_to_different_repositories_at_once(registry, repo):
             url = start_upload(c, repos[i])
             return c.put(with_query(url, digest=dgst), content=data, headers=OCTET)
 
-    results = run_together(THREADS, push)
+    results = n_together(THREADS, push)
     assert [r.status_code for r in results] == [201] * THREADS, [r.text for r in results]
     with make_client(registry.url) as c:
         for name in repos:
@@ -97,7 +84,7 @@ def test_same_tag_pushed_by_several_clients_at_once(registry, repo):
                 with make_client(registry.url) as own:
                     return put_manifest(own, repo, tag, images[i].body, images[i].media_type)
 
-            results = run_together(THREADS, push)
+            results = n_together(THREADS, push)
             assert [r.status_code for r in results] == [201] * THREADS, [r.text for r in results]
             resp = get_manifest(c, repo, tag)
             assert resp.status_code == 200
@@ -118,7 +105,7 @@ def test_same_manifest_pushed_by_several_clients_at_once(registry, repo):
         with make_client(registry.url) as own:
             return put_manifest(own, repo, ref, image.body, image.media_type)
 
-    results = run_together(THREADS, push)
+    results = n_together(THREADS, push)
     assert [r.status_code for r in results] == [201] * THREADS, [r.text for r in results]
     with make_client(registry.url) as c:
         assert get_manifest(c, repo, "same").content == image.body

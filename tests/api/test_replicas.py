@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 import pytest
 
+from tests.concurrently import together
 from tests.conftest import RunningRegistry, start_registry, stop_registry, wait_until_ready
 
 from .helpers import (
@@ -43,18 +42,6 @@ from .helpers import (
 pytestmark = pytest.mark.tollgate_only
 
 ROUNDS = 3
-
-
-def together(*actions):
-    """Run the callables in threads released at the same moment; their results, in order."""
-    barrier = threading.Barrier(len(actions))
-
-    def go(action):
-        barrier.wait(timeout=60)
-        return action()
-
-    with ThreadPoolExecutor(len(actions)) as pool:
-        return list(pool.map(go, actions))
 
 
 @contextmanager

@@ -12,11 +12,9 @@ A missing server skips its tests with the install command in the reason.
 
 from __future__ import annotations
 
-import ctypes
 import importlib.util
 import json
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +28,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from tests.conftest import free_port
+from registry.fixture.processes import die_with_parent, free_port
 
 ACCESS_KEY = "tollgate-test"
 SECRET_KEY = "tollgate-test-secret-key"
@@ -70,10 +68,6 @@ class S3Server:
         return {"AWS_ACCESS_KEY_ID": self.access_key, "AWS_SECRET_ACCESS_KEY": self.secret_key,
                 "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/dev/null",
                 "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
-
-
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _wait_until_ready(server: S3Server, timeout: float) -> None:
@@ -125,7 +119,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     log_path = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen([sys.executable, "-c", MOTO_SCRIPT, str(port)], stdout=log,
-                                   stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+                                   stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
     server = S3Server("moto", f"http://127.0.0.1:{port}", process, log_path)
     _wait_until_ready(server, 60)
     yield server
@@ -182,7 +176,7 @@ def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     log_path = work / "weed.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=work,
-                                   preexec_fn=_die_with_parent)
+                                   preexec_fn=die_with_parent)
     server = S3Server("seaweedfs", f"http://127.0.0.1:{ports['s3.port']}", process, log_path)
     try:
         _wait_until_ready(server, 90)

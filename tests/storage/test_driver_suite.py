@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from registry.fixture.processes import free_port
 from registry.storage import PathNotFound, StorageDriver, StorageUnavailable
 from registry.storage.filesystem import FilesystemDriver
-from tests.conftest import free_port
 from tests.storage.conftest import S3Server
 
 MiB = 1024 * 1024

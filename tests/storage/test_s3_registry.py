@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import free_port
+from registry.fixture.processes import free_port
 from tests.storage.conftest import S3Server
 
 MiB = 1024 * 1024

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from alembic import command
@@ -20,6 +18,7 @@ from registry.db.accounts import AccountStore
 from registry.db.engine import Database
 from registry.db.models import Base
 from registry.db.queries import ManifestRecord, Metadata, NewManifest
+from tests.concurrently import n_together
 
 THREADS = 8
 
@@ -37,17 +36,6 @@ def database(database_url):
     migrate.ensure_schema(db.engine)
     yield db
     db.dispose()
-
-
-def together(n, action):
-    barrier = threading.Barrier(n)
-
-    def go(i):
-        barrier.wait(timeout=30)
-        return action(i)
-
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(go, range(n)))
 
 
 # ------------------------------------------------------------------------------ migrations
@@ -135,14 +123,14 @@ def manifest(n: int) -> NewManifest:
 def test_same_blob_linked_at_once(database):
     metadata = Metadata(database)
     dgst = "sha256:" + "2" * 64
-    together(THREADS, lambda i: metadata.link_blob(f"link/r{i % 2}", dgst, 10))
+    n_together(THREADS, lambda i: metadata.link_blob(f"link/r{i % 2}", dgst, 10))
     assert metadata.repositories_with_blob(dgst) == ["link/r0", "link/r1"]
 
 
 def test_same_manifest_and_tags_put_at_once(database):
     metadata = Metadata(database)
     same = manifest(0)
-    together(THREADS, lambda i: metadata.put_manifest("same", same, ["x", "y"]))
+    n_together(THREADS, lambda i: metadata.put_manifest("same", same, ["x", "y"]))
     assert metadata.list_tags("same", None, None) == ["x", "y"]
     assert metadata.manifest_by_tag("same", "y") == same.record
 
@@ -152,7 +140,7 @@ def test_overlapping_tag_sets_in_opposite_orders_do_not_deadlock(database):
     tags = [f"t{i}" for i in range(6)]
     for round_ in range(3):
         manifests = [manifest(round_ * THREADS + i) for i in range(THREADS)]
-        together(THREADS, lambda i, ms=manifests: metadata.put_manifest(
+        n_together(THREADS, lambda i, ms=manifests: metadata.put_manifest(
             "overlap", ms[i], tags if i % 2 else tags[::-1]))
         winners = {metadata.manifest_by_tag("overlap", tag).digest for tag in tags}
         assert winners <= {m.record.digest for m in manifests}
@@ -170,7 +158,7 @@ def test_manifest_deleted_while_pushed_again_leaves_a_consistent_state(database)
             else:
                 metadata.put_manifest("churn", m, ["t"])
 
-        together(THREADS, act)
+        n_together(THREADS, act)
         tagged = metadata.manifest_by_tag("churn", "t")
         stored = metadata.manifest_by_digest("churn", m.record.digest)
         assert tagged is None or tagged == stored  # never a tag without its manifest
@@ -178,7 +166,7 @@ def test_manifest_deleted_while_pushed_again_leaves_a_consistent_state(database)
 
 def test_failed_sign_ins_at_once_are_each_counted(database):
     store = AccountStore(database)
-    results = together(THREADS, lambda i: store.record_failure("mallory", "10.0.0.1", THREADS,
+    results = n_together(THREADS, lambda i: store.record_failure("mallory", "10.0.0.1", THREADS,
                                                                300, 60))
     locks = [r for r in results if r is not None]
     assert len(locks) == 1, "exactly the last of the failures starts the lock-out"
@@ -187,7 +175,7 @@ def test_failed_sign_ins_at_once_are_each_counted(database):
 
 def test_same_grant_set_at_once(database):
     store = AccountStore(database)
-    together(THREADS, lambda i: store.set_grant("ci", "team/**", {"pull", "push"}))
+    n_together(THREADS, lambda i: store.set_grant("ci", "team/**", {"pull", "push"}))
     assert [(g.subject, g.pattern, g.actions) for g in store.list_grants()] == [
         ("ci", "team/**", ("pull", "push"))]
 
