@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from registry.config import ENV_PREFIX, Settings, _env_keys, load_settings
+from registry.config import ENV_PREFIX, Settings, env_keys, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLICAS = ("tollgate-a", "tollgate-b")
@@ -100,7 +100,7 @@ def test_replicas_and_one_shots_share_one_configuration(services):
 
 def test_the_replicas_settings_are_known_to_tollgate(services):
     env = {k: str(v) for k, v in services["tollgate-a"]["environment"].items()}
-    known = set(_env_keys(Settings()))
+    known = set(env_keys(Settings()))
     ours = {name for name in env if name.startswith(ENV_PREFIX)}
     assert ours <= known, f"unknown settings: {sorted(ours - known)}"
     assert set(env) == ours
