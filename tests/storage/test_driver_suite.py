@@ -23,9 +23,9 @@ import httpx
 import pytest
 
 from registry.fixture.processes import free_port
+from registry.fixture.s3servers import S3Server
 from registry.storage import PathNotFound, StorageDriver, StorageUnavailable
 from registry.storage.filesystem import FilesystemDriver
-from tests.storage.conftest import S3Server
 
 MiB = 1024 * 1024
 PART = 5 * MiB  # the smallest part size S3 allows, so that tests cross part boundaries

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from registry.fixture.processes import free_port
-from tests.storage.conftest import S3Server
+from registry.fixture.s3servers import S3Server
 
 MiB = 1024 * 1024
 BUCKET = "tollgate-registry"
