@@ -20,6 +20,7 @@ from registry.config import Settings
 from registry.core.blobs import BlobStore
 from registry.core.errors import RegistryError
 from registry.core.manifest_store import ManifestStore
+from registry.core.tag_lists import TagLists
 from registry.core.uploads import Uploads
 from registry.db.accounts import AccountStore
 from registry.db.engine import Database
@@ -52,6 +53,7 @@ class Services:
     blobs: BlobStore
     uploads: Uploads
     manifests: ManifestStore
+    tag_lists: TagLists
     accounts: Accounts
     access: AccessController
     issuer: TokenIssuer | None
@@ -70,7 +72,8 @@ def make_storage(settings: Settings) -> StorageDriver:
             s3.bucket or "", s3.prefix, region=s3.region, endpoint_url=s3.endpoint_url,
             addressing_style=s3.addressing_style, access_key_id=s3.access_key_id,
             secret_access_key=s3.secret_access_key, part_size=s3.part_size,
-            redirect=s3.redirect, redirect_expires_in=s3.redirect_expires_in)
+            redirect=s3.redirect, redirect_expires_in=s3.redirect_expires_in,
+            public_endpoint_url=s3.public_endpoint_url)
     return FilesystemDriver(settings.storage_root)
 
 
@@ -123,6 +126,7 @@ def make_services(settings: Settings) -> Services:
         blobs=BlobStore(metadata, storage),
         uploads=Uploads(metadata, storage),
         manifests=ManifestStore(metadata),
+        tag_lists=TagLists(metadata),
         accounts=accounts,
         access=AccessController(settings.auth, accounts, verifier),
         issuer=issuer,

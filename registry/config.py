@@ -49,6 +49,8 @@ class S3Settings:
     part_size: int = 16 * MIB  # multipart part size: at least 5 MiB
     redirect: bool = True  # blob GETs: 307 to a presigned URL instead of streaming
     redirect_expires_in: int = 1200  # seconds a presigned URL stays valid
+    # The store's address as clients reach it, when not endpoint_url: presigned URLs name it
+    public_endpoint_url: str | None = None
 
 
 @dataclass
@@ -307,8 +309,22 @@ def load_settings(config_file: str | None = None, environ: dict[str, str] | None
     _apply(settings, _nest({k: v for k, v in (overrides or {}).items() if v is not None}), "")
     if settings.storage.driver == "s3" and not settings.storage.s3.bucket:
         raise ConfigError("config: storage.s3.bucket: required when storage.driver is s3")
+    _check_public_endpoint(settings.storage.s3.public_endpoint_url)
     _check_tls(settings.tls)
     return settings
+
+
+def _check_public_endpoint(url: str | None) -> None:
+    """An absolute http(s) URL: clients are sent to it, so a typo must stop start-up rather
+    than become redirects nobody can follow."""
+    from urllib.parse import urlsplit
+
+    if url is None:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise ConfigError(f"config: storage.s3.public_endpoint_url: expected "
+                          f"http(s)://HOST[:PORT], got {url!r}")
 
 
 def _check_tls(tls: TlsSettings) -> None:

@@ -313,7 +313,8 @@ class S3Driver(StorageDriver):
                  endpoint_url: str | None = None, addressing_style: str = "auto",
                  access_key_id: str | None = None, secret_access_key: str | None = None,
                  part_size: int = 16 * MiB, redirect: bool = True,
-                 redirect_expires_in: int = 1200, max_attempts: int = 3,
+                 redirect_expires_in: int = 1200, public_endpoint_url: str | None = None,
+                 max_attempts: int = 3,
                  connect_timeout: float = 5, read_timeout: float = 60) -> None:
         if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
             raise ValueError(f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE}")
@@ -346,6 +347,14 @@ class S3Driver(StorageDriver):
                                         region_name=region or None)
         self.client = session.client("s3", endpoint_url=endpoint_url or None,
                                      config=Config(**options))
+        # Presigned URLs are for clients, which may reach the store at another address than
+        # the registry does (compose: seaweedfs:8333 inside, localhost:8333 outside). The host
+        # is part of the signature, so they are signed for that address by a second client;
+        # presigning is local, this client never sends a request.
+        self.presigner = self.client
+        if public_endpoint_url:
+            self.presigner = session.client("s3", endpoint_url=public_endpoint_url,
+                                            config=Config(**options))
 
     # -------------------------------------------------------------------- keys
 
@@ -559,7 +568,7 @@ class S3Driver(StorageDriver):
         if not self.redirect:
             return None
         with _s3("presign"):
-            return self.client.generate_presigned_url(
+            return self.presigner.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": self.key(path)},
                 ExpiresIn=expires_in or self.redirect_expires_in)
 

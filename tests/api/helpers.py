@@ -164,6 +164,17 @@ def push_blob(client: httpx.Client, repo: str, data: bytes, algorithm: str = "sh
     return dgst
 
 
+def blob_content(client: httpx.Client, repo: str, dgst: str) -> bytes:
+    """A blob's bytes as a client gets them: in the response, or (S3 storage) from the
+    presigned URL a 307 points to, fetched without the registry's credentials."""
+    resp = client.get(f"/v2/{repo}/blobs/{dgst}")
+    if resp.status_code == 307:
+        assert resp.headers.get("Docker-Content-Digest") == dgst
+        resp = httpx.get(resp.headers["Location"], timeout=client.timeout)
+    assert resp.status_code == 200, f"{resp.status_code}: {resp.text[:300]}"
+    return resp.content
+
+
 def blob_exists(client: httpx.Client, repo: str, dgst: str) -> bool:
     resp = client.head(f"/v2/{repo}/blobs/{dgst}")
     assert resp.status_code in (200, 404), resp.status_code

@@ -141,6 +141,42 @@ def test_chunked_push_through_two_servers_then_redirected_pull(registry_factory,
         assert followed.status_code == 206 and followed.content == blob[-10:]
 
 
+def test_redirects_name_the_public_endpoint(registry_factory, store):
+    """The registry talks to SeaweedFS at 127.0.0.1, clients reach it as localhost: the
+    presigned URL must be signed for localhost, the host clients send."""
+    port = int(store.server.endpoint.rsplit(":", 1)[1])
+    public = f"http://localhost:{port}"
+    server = registry_factory("--storage", store.url(), env={
+        **store.server.env(), "TOLLGATE_STORAGE_S3_PUBLIC_ENDPOINT_URL": public})
+    blob = os.urandom(MiB + 11)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        dgst = push_monolithic(client, "team/public", blob)  # through the internal endpoint
+        response = client.get(f"/v2/team/public/blobs/{dgst}")
+    assert response.status_code == 307
+    url = response.headers["Location"]
+    assert url.startswith(f"{public}/{BUCKET}/{store.prefix}/blobs/sha256/")
+    assert "X-Amz-Signature=" in url
+    fetched = httpx.get(url, timeout=60)
+    assert fetched.status_code == 200 and fetched.content == blob
+    ranged = httpx.get(url, headers={"Range": "bytes=1048576-1048586"}, timeout=60)
+    assert ranged.status_code == 206 and ranged.content == blob[MiB:]
+    # the host is signed: the same URL sent to the internal address is refused
+    internal = httpx.get(url.replace(public, store.server.endpoint, 1), timeout=60)
+    assert internal.status_code == 403
+
+
+def test_a_public_endpoint_that_is_no_url_stops_start_up(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "registry", "serve", "--data-dir", str(tmp_path),
+         "--storage", f"s3://{BUCKET}?endpoint=http://127.0.0.1:{free_port()}"],
+        env={**os.environ, "TOLLGATE_STORAGE_S3_PUBLIC_ENDPOINT_URL": "localhost:8333"},
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "tollgate: config: storage.s3.public_endpoint_url: expected http(s)://HOST[:PORT], "
+        "got 'localhost:8333'"]
+
+
 def test_streamed_blob_get_when_redirect_is_off(registry_factory, store):
     server = serve(registry_factory, store, store.url(redirect="false"))
     blob = os.urandom(2 * MiB + 77)

@@ -2,35 +2,36 @@
 their structure is checked instead: the compose topology (services, start order, shared
 settings), the settings the replicas get being ones Tollgate knows, nginx's directives for
 large streamed uploads (and `nginx -t` on the file), and the image's user, health check and
-entry point. tests/api/test_replicas.py runs the same topology as processes."""
+entry point. tests/deployment/ runs the same topology as processes."""
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
 
 import pytest
-import yaml
 
 from registry.config import ENV_PREFIX, Settings, env_keys, load_settings
+from registry.fixture.processes import free_port
+from tests.deployment.topology import (
+    NGINX_CONF,
+    NGINX_HINT,
+    REPLICAS,
+    ROOT,
+    load_compose,
+    nginx_binary,
+    render_nginx_conf,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-REPLICAS = ("tollgate-a", "tollgate-b")
 ONE_SHOTS = ("migrate", "create-bucket")
-
-
-def interpolate(text: str) -> str:
-    """Compose's `${NAME:-default}` with nothing set: the defaults."""
-    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", text)
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load(interpolate((ROOT / "docker-compose.yml").read_text()))
+    return load_compose()
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +114,19 @@ def test_the_replicas_settings_are_known_to_tollgate(services):
     s3 = settings.storage.s3
     assert (s3.bucket, s3.endpoint_url, s3.addressing_style) == (
         "tollgate", "http://seaweedfs:8333", "path")
-    assert s3.redirect is False  # seaweedfs:8333 is not reachable by clients outside
+    # seaweedfs:8333 resolves only inside compose's network: presigned blob URLs are signed
+    # for the published port instead
+    assert s3.redirect is True
+    assert s3.public_endpoint_url == "http://localhost:8333"
+
+
+def test_presigned_urls_name_the_published_s3_port(services):
+    env = load_settings(environ={k: str(v) for k, v in
+                                 services["tollgate-a"]["environment"].items()}).storage.s3
+    published = [p.split(":") for p in services["seaweedfs"]["ports"]]
+    public_port = env.public_endpoint_url.rsplit(":", 1)[1]
+    internal_port = env.endpoint_url.rsplit(":", 1)[1]
+    assert [public_port, internal_port] in published
 
 
 def test_database_credentials_match(services):
@@ -167,13 +180,13 @@ def test_nginx_streams_large_uploads_to_both_replicas(nginx_conf):
 
 
 def test_nginx_accepts_its_configuration(nginx_conf, tmp_path):
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        pytest.skip("nginx is not installed: apt-get install nginx-light")
-    _, conf = nginx_conf
-    for name in REPLICAS:  # no compose network here to resolve the service names
-        conf = conf.replace(f"{name}:5000", "127.0.0.1:5000")
-    conf = conf.replace("pid /tmp/nginx.pid;", f"pid {tmp_path}/nginx.pid;")
+    nginx = nginx_binary()
+    if nginx is None:
+        pytest.skip(NGINX_HINT)
+    path, _ = nginx_conf
+    assert path == NGINX_CONF  # the file the rendering (and tests/deployment) starts from
+    # no compose network here to resolve the service names, nor a free port 80
+    conf = render_nginx_conf(["127.0.0.1:5000"] * 2, f"127.0.0.1:{free_port()}", tmp_path)
     (tmp_path / "nginx.conf").write_text(conf)
     result = subprocess.run([nginx, "-t", "-c", str(tmp_path / "nginx.conf"),
                              "-e", str(tmp_path / "error.log")],
