@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry.auth.accounts import Accounts, BadCredentials, LockedOut
@@ -19,6 +20,7 @@ from registry.auth.grants import (
     Identity,
     allowed_actions,
     may_list_catalog,
+    repository_filter,
 )
 from registry.auth.tokens import InvalidToken, TokenVerifier
 from registry.config import AuthSettings
@@ -44,6 +46,10 @@ class Permissions:
         """Whether the catalog shows `repository` to this caller (it may pull from it)."""
         return self.can(repository, "pull")
 
+    def visible(self, repositories: list[str]) -> list[str]:
+        """Those of `repositories` the catalog shows to this caller."""
+        return [name for name in repositories if self.can_see(name)]
+
 
 class Everything(Permissions):
     def can(self, repository: str, action: str) -> bool:
@@ -64,6 +70,12 @@ class ByGrants(Permissions):
             self._cache[repository] = allowed_actions(self.identity, self.rules, repository)
         return action in self._cache[repository]
 
+    def can_see(self, repository: str) -> bool:
+        return repository_filter(self.identity, tuple(self.rules), "pull")(repository)
+
+    def visible(self, repositories: list[str]) -> list[str]:
+        return repository_filter(self.identity, tuple(self.rules), "pull").select(repositories)
+
     def can_list_catalog(self) -> bool:
         return may_list_catalog(self.identity, self.rules)
 
@@ -74,10 +86,13 @@ class ByGrants(Permissions):
 
 @dataclass
 class ByToken(Permissions):
-    """A bearer token's `access` claim; the catalog is filtered by the subject's grants."""
+    """A bearer token's `access` claim; the catalog is filtered by the subject's grants, read
+    (`subject_grants`) only when the catalog is listed, so that deciding a request needs no
+    database read."""
 
     claims: dict
-    subject_grants: ByGrants | None = None
+    subject_grants: Callable[[], ByGrants] | None = None
+    _grants: ByGrants | None = None
 
     def _actions(self, resource_type: str, name: str) -> set[str]:
         actions: set[str] = set()
@@ -94,7 +109,14 @@ class ByToken(Permissions):
         return "*" in self._actions("registry", "catalog")
 
     def can_see(self, repository: str) -> bool:
-        return self.subject_grants is not None and self.subject_grants.can(repository, "pull")
+        return bool(self.visible([repository]))
+
+    def visible(self, repositories: list[str]) -> list[str]:
+        if self.subject_grants is None:
+            return []
+        if self._grants is None:
+            self._grants = self.subject_grants()
+        return self._grants.visible(repositories)
 
     @property
     def user(self) -> str | None:
@@ -146,13 +168,22 @@ class AccessController:
         self.accounts = accounts
         self.verifier = verifier
 
+    @property
+    def blocking(self) -> bool:
+        """Whether `authorize` may wait on the database or hash a password (Basic auth).
+        In token mode it checks a signature in memory, or finds the token already checked,
+        and reads nothing: cheaper than the hop to a worker thread it would otherwise take."""
+        return self.mode != "token"
+
     def realm(self, base_url: str) -> str:
         return self.settings.token.realm or base_url.rstrip("/") + "/auth/token"
 
-    def authorize(self, authorization: str | None, address: str, base_url: str,
-                  wanted: list[Access], optional: list[Access] | None = None) -> Permissions:
+    def authorize(self, authorization: str | None, address: str,
+                  base_url: Callable[[], str], wanted: list[Access],
+                  optional: list[Access] | None = None) -> Permissions:
         """`wanted` is required; `optional` is only asked for in the challenge, so that the
-        client's token carries it too (pull on the source of a cross-repository mount)."""
+        client's token carries it too (pull on the source of a cross-repository mount).
+        `base_url` gives this server's URL, called only for a token challenge."""
         if self.mode == "none":
             return Everything()
         if self.mode == "basic":
@@ -181,27 +212,33 @@ class AccessController:
             raise RegistryError("DENIED", detail=[str(a) for a in wanted])
         return permissions
 
-    def _bearer(self, authorization: str | None, base_url: str, wanted: list[Access],
-                optional: list[Access]) -> Permissions:
-        challenge = (f'Bearer realm="{self.realm(base_url)}"'
-                     f',service="{self.settings.token.service}"')
-        if wanted:
-            challenge += f',scope="{_scope(wanted + optional)}"'
+    def _bearer(self, authorization: str | None, base_url: Callable[[], str],
+                wanted: list[Access], optional: list[Access]) -> Permissions:
+        def refused(error: str = "") -> RegistryError:
+            # Built only when needed: the request's base URL costs more than the check.
+            challenge = (f'Bearer realm="{self.realm(base_url())}"'
+                         f',service="{self.settings.token.service}"')
+            if wanted:
+                challenge += f',scope="{_scope(wanted + optional)}"'
+            return _unauthorized(challenge + (f',error="{error}"' if error else ""), wanted)
+
         token = parse_bearer(authorization)
         if token is None:
-            raise _unauthorized(challenge, wanted)
+            raise refused()
         try:
             claims = self.verifier.verify(token)
         except InvalidToken as e:
             log.info("bearer token refused: %s", e)
-            raise _unauthorized(challenge + ',error="invalid_token"', wanted) from None
+            raise refused("invalid_token") from None
         permissions = ByToken(claims)
         if not _permits(permissions, wanted):
-            raise _unauthorized(challenge + ',error="insufficient_scope"', wanted)
+            raise refused("insufficient_scope")
         if CATALOG in wanted:
-            identity = self.accounts.identity_from_claims(claims) or Identity()
-            permissions.subject_grants = ByGrants(identity, self.accounts.rules())
+            permissions.subject_grants = lambda: self._subject_grants(claims)
         return permissions
+
+    def _subject_grants(self, claims: dict) -> ByGrants:
+        return ByGrants(*self.accounts.grants_of_claims(claims))
 
 
 def _permits(permissions: Permissions, wanted: list[Access]) -> bool:

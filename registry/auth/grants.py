@@ -102,6 +102,10 @@ def parse_scope(scope: str) -> list[Access]:
 
 @lru_cache(maxsize=1024)
 def _pattern_regex(pattern: str) -> re.Pattern:
+    return re.compile(_pattern_source(pattern))
+
+
+def _pattern_source(pattern: str) -> str:
     parts = []
     i = 0
     while i < len(pattern):
@@ -114,7 +118,7 @@ def _pattern_regex(pattern: str) -> re.Pattern:
         else:
             parts.append(re.escape(pattern[i]))
             i += 1
-    return re.compile("".join(parts))
+    return "".join(parts)
 
 
 def pattern_matches(pattern: str, repository: str) -> bool:
@@ -139,6 +143,44 @@ def allowed_actions(identity: Identity, rules: list[GrantRule], repository: str)
             if applies_to(rule, identity) and pattern_matches(rule.pattern, repository):
                 allowed |= rule.actions & set(REPOSITORY_ACTIONS)
     return _restricted(identity, allowed, repository)
+
+
+class RepositoryFilter:
+    """Whether `identity` may perform one action on a repository, decided by a single
+    compiled match over every grant that gives it: cheap enough to test each repository of
+    the catalog."""
+
+    def __init__(self, identity: Identity, rules: list[GrantRule], action: str) -> None:
+        if identity.restrict_actions is not None and action not in identity.restrict_actions:
+            self._granted = None
+        elif identity.admin:
+            self._granted = re.compile(".*")
+        else:
+            sources = sorted({_pattern_source(rule.pattern) for rule in rules
+                              if action in rule.actions and applies_to(rule, identity)})
+            self._granted = re.compile("|".join(f"(?:{s})" for s in sources)) if sources else None
+        self._restrict = (_pattern_regex(identity.restrict_pattern)
+                          if identity.restrict_pattern else None)
+
+    def __call__(self, repository: str) -> bool:
+        return bool(self.select([repository]))
+
+    def select(self, repositories: list[str]) -> list[str]:
+        """Those of `repositories` the identity may perform the action on, in order."""
+        if self._granted is None:
+            return []
+        granted = self._granted.fullmatch
+        if self._restrict is None:
+            return [name for name in repositories if granted(name)]
+        restrict = self._restrict.fullmatch
+        return [name for name in repositories if granted(name) and restrict(name)]
+
+
+@lru_cache(maxsize=256)
+def repository_filter(identity: Identity, rules: tuple[GrantRule, ...],
+                      action: str) -> RepositoryFilter:
+    """A `RepositoryFilter`, compiled once for the same identity, grants and action."""
+    return RepositoryFilter(identity, list(rules), action)
 
 
 def may_list_catalog(identity: Identity, rules: list[GrantRule]) -> bool:

@@ -1,8 +1,13 @@
-"""Blob uploads: resumable sessions whose state lives in the database and in storage.
+"""Blob uploads: resumable sessions whose whole state lives in storage.
 
-Any process can continue an upload another started: the bytes so far are in storage under
-uploads/<id>/data (their size is the upload's offset) and the session row is in the database.
-A finished upload is verified against its digest before it is moved into the blob layout.
+An upload's bytes so far are in storage under uploads/<id>.<repository key> (their size is
+the upload's offset). The name binds the upload to its repository, so its id used under
+another repository finds nothing (BLOB_UPLOAD_UNKNOWN), and any process or replica continues
+an upload another started without a database write. A finished upload is verified against
+its digest before it is moved into the blob layout and linked in the database.
+
+Uploads started by earlier versions (uploads/<id>/data and a row in the uploads table) are
+still found and finished, so a rolling upgrade loses none in progress.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import hashlib
 import threading
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from registry.core.blobs import blob_path
 from registry.core.errors import RegistryError
@@ -19,7 +24,12 @@ from registry.db.queries import Metadata
 from registry.storage import PathNotFound, StorageDriver, StorageWriter
 
 
-def upload_path(upload_id: str) -> str:
+def upload_path(upload_id: str, repository: str) -> str:
+    key = hashlib.sha256(repository.encode()).hexdigest()[:32]
+    return f"uploads/{upload_id}.{key}"
+
+
+def _legacy_path(upload_id: str) -> str:
     return f"uploads/{upload_id}/data"
 
 
@@ -28,6 +38,8 @@ class UploadSession:
     id: str
     repository: str
     size: int
+    path: str
+    legacy: bool = False  # started by an earlier version: a database row names it
 
 
 class _HashCache:
@@ -59,30 +71,35 @@ class _HashCache:
 class UploadWriter:
     """Appends one request's bytes to an upload, hashing as it goes when it can."""
 
-    def __init__(self, upload_id: str, writer: StorageWriter, hasher: hashlib._Hash | None,
-                 cache: _HashCache) -> None:
-        self.upload_id = upload_id
-        self._writer = writer
-        self._hasher = hasher
+    def __init__(self, session: UploadSession, writer: StorageWriter,
+                 hasher: hashlib._Hash | None, cache: _HashCache) -> None:
+        self.session = session
+        self.storage_writer = writer
+        self.hasher = hasher
         self._cache = cache
+        self.done = False
 
     @property
     def size(self) -> int:
-        return self._writer.size
+        return self.storage_writer.size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray) -> None:
         try:
-            self._writer.write(data)
+            self.storage_writer.write(data)
         except BaseException:
-            self._hasher = None  # part of `data` may be stored: re-hash when finishing
+            self.hasher = None  # part of `data` may be stored: re-hash when finishing
             raise
-        if self._hasher is not None:
-            self._hasher.update(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
 
     def close(self) -> None:
-        self._writer.close()
-        if self._hasher is not None:
-            self._cache.put(self.upload_id, self._writer.size, self._hasher)
+        """Stop writing for now (the upload continues later); nothing once finished."""
+        if self.done:
+            return
+        self.done = True
+        self.storage_writer.close()
+        if self.hasher is not None:
+            self._cache.put(self.session.id, self.storage_writer.size, self.hasher)
 
 
 class Uploads:
@@ -93,54 +110,106 @@ class Uploads:
 
     def start(self, repository: str) -> UploadSession:
         upload_id = str(uuid.uuid4())
-        self.storage.writer(upload_path(upload_id)).close()
-        self.metadata.create_upload(upload_id, repository)
-        return UploadSession(upload_id, repository, 0)
+        path = upload_path(upload_id, repository)
+        self.storage.writer(path).close()
+        return UploadSession(upload_id, repository, 0, path)
 
     def get(self, repository: str, upload_id: str) -> UploadSession:
-        if not _is_uuid(upload_id) or not self.metadata.upload_exists(upload_id, repository):
-            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
+        if not _is_uuid(upload_id):
+            raise _unknown(upload_id)
+        path = upload_path(upload_id, repository)
         try:
-            size = self.storage.stat(upload_path(upload_id))
+            return UploadSession(upload_id, repository, self.storage.stat(path), path)
         except PathNotFound:
-            raise RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id}) from None
-        return UploadSession(upload_id, repository, size)
+            pass
+        path = _legacy_path(upload_id)  # only unknown ids pay for this look-up
+        if self.metadata.upload_exists(upload_id, repository):
+            try:
+                return UploadSession(upload_id, repository, self.storage.stat(path), path,
+                                     legacy=True)
+            except PathNotFound:
+                pass
+        raise _unknown(upload_id)
 
     def writer(self, session: UploadSession, start: int | None = None) -> UploadWriter:
         """A writer appending at the upload's end; `start` (from Content-Range) must be it."""
-        writer = self.storage.writer(upload_path(session.id), append=True)
+        writer = self.storage.writer(session.path, append=True)
         if start is not None and start != writer.size:
             writer.close()
             raise RegistryError(
                 "RANGE_INVALID",
                 f"chunk starts at {start} but the upload has {writer.size} bytes",
                 headers=upload_headers(session.repository, session.id, writer.size))
-        return UploadWriter(session.id, writer, self._hashes.take(session.id, writer.size),
+        session = replace(session, size=writer.size)
+        return UploadWriter(session, writer, self._hashes.take(session.id, writer.size),
                             self._hashes)
 
-    def complete(self, session: UploadSession, digest: str) -> int:
-        """Verify the upload against `digest`, publish it as a blob and link it; its size."""
-        path = upload_path(session.id)
-        writer = self.storage.writer(path, append=True)
-        writer.commit()  # readable from here on (S3: the multipart upload is completed)
-        size = writer.size
-        hasher = self._hashes.take(session.id, size)
+    def complete(self, writer: UploadWriter, digest: str) -> int:
+        """Verify the upload `writer` has written to against `digest`, publish it as a blob
+        and link it; its size. The writer is finished either way."""
+        writer.done = True
+        session, stored, size = writer.session, writer.storage_writer, writer.size
+        hasher = writer.hasher
         if hasher is None or hasher.name != digest.split(":", 1)[0]:
+            stored.commit()  # readable from here on (S3: the multipart upload is completed)
             hasher = hashlib.new(digest.split(":", 1)[0])
-            for chunk in self.storage.read(path):
+            for chunk in self.storage.read(session.path):
                 hasher.update(chunk)
-        actual = f"{hasher.name}:{hasher.hexdigest()}"
-        if actual != digest:
-            self.cancel(session)
-            raise RegistryError("DIGEST_INVALID", detail={"expected": digest, "actual": actual})
-        self.storage.move(path, blob_path(digest))
-        self.metadata.link_blob(session.repository, digest, size, upload_id=session.id)
-        self.storage.delete(f"uploads/{session.id}")
+            self._verify(session, digest, hasher)
+            published = self._published(session.repository, digest, size)
+        else:
+            self._verify(session, digest, hasher, stored)
+            published = self._published(session.repository, digest, size)
+            if published is None:
+                stored.commit()
+        if published is None:
+            # The bytes are durable (commit) and the rename is too (move) before the link
+            # row, and so the 201, names them.
+            self.storage.move(session.path, blob_path(digest))
+        else:
+            stored.cancel()  # the blob's bytes are stored already: drop the upload's
+        if published != "linked":
+            self.metadata.link_blob(session.repository, digest, size,
+                                    upload_id=session.id if session.legacy else None)
+        if session.legacy:
+            self.storage.delete(f"uploads/{session.id}")
         return size
 
+    def _verify(self, session: UploadSession, digest: str, hasher: hashlib._Hash,
+                stored: StorageWriter | None = None) -> None:
+        actual = f"{hasher.name}:{hasher.hexdigest()}"
+        if actual != digest:
+            if stored is not None:
+                stored.cancel()
+            self.cancel(session)
+            raise RegistryError("DIGEST_INVALID", detail={"expected": digest, "actual": actual})
+
+    def _published(self, repository: str, digest: str, size: int) -> str | None:
+        """"linked" if the blob is stored and linked in `repository`, "stored" if stored
+        only, None if it must be published. A blob row is written only once its bytes are
+        durable; storage is asked too, so a re-push repairs a blob lost from storage."""
+        path = blob_path(digest)
+        # Storage first where it is local (a stat costs less than a query), else the database.
+        local = self.storage.local_path(path) is not None
+        if local and not self._stored(path, size):
+            return None
+        known_size, linked = self.metadata.blob_state(repository, digest)
+        if known_size != size or not (local or self._stored(path, size)):
+            return None
+        return "linked" if linked else "stored"
+
+    def _stored(self, path: str, size: int) -> bool:
+        try:
+            return self.storage.stat(path) == size
+        except PathNotFound:
+            return False
+
     def cancel(self, session: UploadSession) -> None:
-        self.metadata.delete_upload(session.id)
-        self.storage.delete(f"uploads/{session.id}")
+        if session.legacy:
+            self.metadata.delete_upload(session.id)
+            self.storage.delete(f"uploads/{session.id}")
+        else:
+            self.storage.delete(session.path)
         self._hashes.take(session.id, -1)
 
 
@@ -151,6 +220,10 @@ def upload_headers(repository: str, upload_id: str, size: int) -> dict[str, str]
         "Range": f"0-{max(size - 1, 0)}",
         "Docker-Upload-UUID": upload_id,
     }
+
+
+def _unknown(upload_id: str) -> RegistryError:
+    return RegistryError("BLOB_UPLOAD_UNKNOWN", detail={"uuid": upload_id})
 
 
 def _is_uuid(value: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.db.engine import Database
@@ -38,6 +38,20 @@ class AccessTokenRecord:
     revoked: bool
 
 
+USER = select(User.name, User.password_hash, User.admin, User.disabled).where(
+    User.name == bindparam("name"))
+GRANTS = select(Grant.subject, Grant.pattern, Grant.actions).order_by(Grant.subject,
+                                                                      Grant.pattern)
+# A user and, in the same statement, their grants and those of the two subjects that stand
+# for every signed-in user and for anyone; no row when the user does not exist.
+SHARED_SUBJECTS = [bindparam("signed_in"), bindparam("anyone")]
+USER_GRANTS = (select(User.name, User.password_hash, User.admin, User.disabled,
+                      Grant.subject, Grant.pattern, Grant.actions)
+               .outerjoin(Grant, Grant.subject.in_([User.name, *SHARED_SUBJECTS]))
+               .where(User.name == bindparam("name")))
+SHARED_GRANTS = GRANTS.where(Grant.subject.in_(SHARED_SUBJECTS))
+
+
 class AlreadyExists(Exception):
     pass
 
@@ -59,10 +73,13 @@ class AccountStore:
         self.db = database
 
     # -- users ---------------------------------------------------------------------------
+    # Reads made for many requests (the user behind credentials, the grants) are plain Core
+    # statements on `query()`: no session bookkeeping, and within `Database.inline` (the
+    # catalog's filter) they run on the event loop with SQLite.
     def get_user(self, name: str) -> UserRecord | None:
-        with self.db.read() as s:
-            row = s.get(User, name)
-            return _user(row) if row else None
+        with self.db.query() as c:
+            row = c.execute(USER, {"name": name}).first()
+            return UserRecord(row.name, row.password_hash, row.admin, row.disabled) if row else None
 
     def list_users(self) -> list[UserRecord]:
         with self.db.read() as s:
@@ -88,9 +105,24 @@ class AccountStore:
 
     # -- grants --------------------------------------------------------------------------
     def list_grants(self) -> list[GrantRecord]:
-        with self.db.read() as s:
-            rows = s.scalars(select(Grant).order_by(Grant.subject, Grant.pattern))
-            return [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(","))) for r in rows]
+        with self.db.query() as c:
+            return [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(",")))
+                    for r in c.execute(GRANTS)]
+
+    def user_and_grants(self, name: str, signed_in: str, anyone: str
+                        ) -> tuple[UserRecord | None, list[GrantRecord]]:
+        """The user (None if there is none) with the grants that may apply to them: their
+        own, those of the subjects `signed_in` and `anyone`. One read when the user exists."""
+        shared = {"signed_in": signed_in, "anyone": anyone}
+        with self.db.query() as c:
+            rows = c.execute(USER_GRANTS, {"name": name, **shared}).all()
+            if not rows:
+                rows = c.execute(SHARED_GRANTS, shared).all()
+                return None, [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(",")))
+                              for r in rows]
+        user = UserRecord(rows[0].name, rows[0].password_hash, rows[0].admin, rows[0].disabled)
+        return user, [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(",")))
+                      for r in rows if r.subject is not None]
 
     def set_grant(self, subject: str, pattern: str, actions: set[str]) -> None:
         """Give `subject` exactly `actions` on `pattern` (no actions: remove the grant)."""

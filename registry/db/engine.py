@@ -68,8 +68,8 @@ class Database:
         self.engine = make_engine(url)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
         self._query = self.engine.execution_options(sqlite_autocommit=True)
-        self._write = sessionmaker(self.engine.execution_options(sqlite_immediate=True),
-                                   expire_on_commit=False)
+        self._writer = self.engine.execution_options(sqlite_immediate=True)
+        self._write = sessionmaker(self._writer, expire_on_commit=False)
         # SQLite runs one writer at a time, and a writer that finds the lock taken sleeps in
         # growing steps (busy_timeout) rather than waking when it is free: with many
         # concurrent pushes, most time went to those sleeps. This process's writers queue
@@ -116,6 +116,13 @@ class Database:
     def write(self) -> Iterator[Session]:
         with self._write_turn, self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Like `write()`, on a plain connection: for Core statements built once, where the
+        session's bookkeeping would cost more than the change itself."""
+        with self._write_turn, self._writer.begin() as connection:
+            yield connection
 
     def dispose(self) -> None:
         self.engine.dispose()

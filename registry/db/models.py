@@ -6,6 +6,7 @@ exactly as pushed, so that serving one is a single indexed read.
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 from sqlalchemy import (
@@ -35,12 +36,23 @@ class Base(DeclarativeBase):
     pass
 
 
+def new_tags_version() -> int:
+    """Where a new repository's tags version starts: at random, so that a name deleted and
+    made again (possibly under the same id: SQLite reuses the largest rowid) never repeats
+    a version a process may still hold a tag list for."""
+    return secrets.randbits(62)
+
+
 class Repository(Base):
     __tablename__ = "repositories"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(sortable_string(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Changed in the same transaction as every change to the repository's set of tags, so a
+    # process may keep an encoded tag list for as long as this stays what it read first.
+    tags_version: Mapped[int] = mapped_column(BigInteger, default=new_tags_version,
+                                              server_default="0")
 
 
 class Blob(Base):
@@ -105,7 +117,8 @@ class Tag(Base):
 
 
 class Upload(Base):
-    """An upload in progress; its bytes so far are in storage under uploads/<id>."""
+    """An upload started by a version before uploads kept their state in storage alone
+    (registry/core/uploads.py): only read, so that such uploads can still be finished."""
 
     __tablename__ = "uploads"
 

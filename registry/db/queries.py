@@ -6,10 +6,11 @@ never from process-local locks, so several processes and replicas can share one 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -65,12 +66,6 @@ def _repository_id(session: Session, name: str) -> int | None:
     return session.scalar(select(Repository.id).where(Repository.name == name))
 
 
-def _ensure_repository(session: Session, name: str) -> int:
-    session.execute(insert_for(session, Repository).values(name=name, created_at=utcnow())
-                    .on_conflict_do_nothing(index_elements=["name"]))
-    return _repository_id(session, name)
-
-
 # The hot reads (every pull), built once: Core statements over columns, run on a plain
 # connection, cost a fraction of ORM entity loading in a session.
 _MANIFEST_COLUMNS = (Manifest.digest, Manifest.media_type, Manifest.payload,
@@ -87,6 +82,94 @@ LINKED_BLOB_SIZE = (
     .join(Repository, Repository.id == RepositoryBlob.repository_id)
     .where(Repository.name == bindparam("repository"), Blob.digest == bindparam("digest")))
 REPOSITORY_ID = select(Repository.id).where(Repository.name == bindparam("repository"))
+TAGS_VERSION = select(Repository.id, Repository.tags_version).where(
+    Repository.name == bindparam("repository"))
+# Plain SQL on the driver's cursor: for a thousand names SQLAlchemy's result rows cost more
+# than SQLite's scan. `?` placeholders, turned into `%s` for drivers of the format style.
+_TAGS_SQL = "SELECT name FROM tags WHERE repository_id = ?{after} ORDER BY name{limit}"
+
+
+TAGS_CHANGED = (update(Repository).where(Repository.id == bindparam("repository_id"))
+                .values(tags_version=Repository.tags_version + 1))
+
+
+def _tags_changed(session: Session | Connection, repository_id: int) -> None:
+    """Move the repository's tags version on. Last in its transaction: writers lock the
+    repository row after their tag rows, always in that order, so none waits in a cycle."""
+    session.execute(TAGS_CHANGED, {"repository_id": repository_id})
+
+
+def _driver_rows(connection: Connection, sql: str, parameters: tuple) -> list[tuple]:
+    if connection.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+BLOB_STATE = (
+    select(Blob.size, RepositoryBlob.digest).select_from(Blob)
+    .outerjoin(RepositoryBlob, (RepositoryBlob.digest == Blob.digest) & (
+        RepositoryBlob.repository_id == REPOSITORY_ID.scalar_subquery()))
+    .where(Blob.digest == bindparam("digest")))
+DELETE_UPLOAD = delete(Upload).where(Upload.id == bindparam("id"))
+
+
+@dataclass(frozen=True)
+class _LinkStatements:
+    repository: postgresql.Insert | sqlite.Insert
+    blob: postgresql.Insert | sqlite.Insert
+    link: postgresql.Insert | sqlite.Insert
+
+
+@functools.cache
+def _link_statements(dialect_name: str) -> _LinkStatements:
+    """link_blob's inserts, built once per dialect (their ON CONFLICT clauses differ)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return _LinkStatements(
+        repository=dialect.insert(Repository).on_conflict_do_nothing(index_elements=["name"]),
+        blob=dialect.insert(Blob).on_conflict_do_nothing(index_elements=["digest"]),
+        link=dialect.insert(RepositoryBlob).on_conflict_do_nothing(
+            index_elements=["repository_id", "digest"]))
+
+
+# put_manifest's checks of what a manifest references, on the driver's cursor (an expanding
+# IN through SQLAlchemy cost more than the lookup). What they find stays share-locked until
+# commit, so a concurrent blob or manifest delete is ordered after the push rather than
+# slipping between check and insert; SQLite has no FOR SHARE and needs none (one writer).
+_LINKED_BLOBS_SQL = "SELECT digest FROM repository_blobs WHERE repository_id = ? AND digest IN"
+_STORED_MANIFESTS_SQL = "SELECT digest FROM manifests WHERE repository_id = ? AND digest IN"
+# FOR SHARE: as above (SQLAlchemy renders nothing for it on SQLite).
+MANIFEST_ID = select(Manifest.id).where(
+    Manifest.repository_id == bindparam("repository_id"),
+    Manifest.digest == bindparam("digest")).with_for_update(read=True)
+
+
+@dataclass(frozen=True)
+class _ManifestStatements:
+    manifest: postgresql.Insert | sqlite.Insert
+    reference: postgresql.Insert | sqlite.Insert
+    tag: postgresql.Insert | sqlite.Insert
+
+
+@functools.cache
+def _manifest_statements(dialect_name: str) -> _ManifestStatements:
+    """put_manifest's inserts, built once per dialect: building them per call cost more than
+    running them, while holding SQLite's write lock."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    tag = dialect.insert(Tag)
+    return _ManifestStatements(
+        # RETURNING gives the id of a new row; none when it was there (then MANIFEST_ID).
+        manifest=dialect.insert(Manifest).on_conflict_do_nothing(
+            index_elements=["repository_id", "digest"]).returning(Manifest.id),
+        reference=dialect.insert(ManifestReference).on_conflict_do_nothing(
+            index_elements=["manifest_id", "kind", "digest"]),
+        tag=tag.on_conflict_do_update(
+            index_elements=["repository_id", "name"],
+            set_={"manifest_id": tag.excluded.manifest_id, "updated_at": tag.excluded.updated_at}))
 
 
 def _manifest_record(row: Manifest) -> ManifestRecord:
@@ -124,18 +207,30 @@ class Metadata:
         with self.db.read() as s:
             return list(s.scalars(query))
 
+    def blob_state(self, repository: str, digest: str) -> tuple[int | None, bool]:
+        """The blob's size if it is recorded (then its bytes are durable), and whether
+        `repository` links it."""
+        with self.db.query() as c:
+            row = c.execute(BLOB_STATE, {"repository": repository, "digest": digest}).first()
+        return (row[0], row[1] is not None) if row else (None, False)
+
     def link_blob(self, repository: str, digest: str, size: int,
                   upload_id: str | None = None) -> None:
-        """Record the blob (if new) and make it visible in `repository`, in one transaction."""
-        with self.db.write() as s:
-            repository_id = _ensure_repository(s, repository)
-            s.execute(insert_for(s, Blob).values(digest=digest, size=size, created_at=utcnow())
-                      .on_conflict_do_nothing(index_elements=["digest"]))
-            s.execute(insert_for(s, RepositoryBlob)
-                      .values(repository_id=repository_id, digest=digest, created_at=utcnow())
-                      .on_conflict_do_nothing(index_elements=["repository_id", "digest"]))
-            if upload_id:
-                s.execute(delete(Upload).where(Upload.id == upload_id))
+        """Record the blob (if new) and make it visible in `repository`, in one transaction
+        of statements built once (building them through the ORM cost more than the writes,
+        while holding SQLite's write lock)."""
+        now = utcnow()
+        with self.db.transaction() as c:
+            statements = _link_statements(c.dialect.name)
+            repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
+            if repository_id is None:
+                c.execute(statements.repository, {"name": repository, "created_at": now})
+                repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
+            c.execute(statements.blob, {"digest": digest, "size": size, "created_at": now})
+            c.execute(statements.link, {"repository_id": repository_id, "digest": digest,
+                                        "created_at": now})
+            if upload_id:  # an upload an earlier version started, with its row
+                c.execute(DELETE_UPLOAD, {"id": upload_id})
 
     def unlink_blob(self, repository: str, digest: str) -> bool:
         with self.db.write() as s:
@@ -147,19 +242,12 @@ class Metadata:
             return result.rowcount > 0
 
     # -- uploads -------------------------------------------------------------------------
-    def create_upload(self, upload_id: str, repository: str) -> None:
-        with self.db.write() as s:
-            now = utcnow()
-            s.add(Upload(id=upload_id, repository=repository, created_at=now, updated_at=now))
-
+    # Uploads keep their state in storage (registry.core.uploads); rows exist only for
+    # uploads that earlier versions started.
     def upload_exists(self, upload_id: str, repository: str) -> bool:
         with self.db.read() as s:
             return s.scalar(select(func.count()).select_from(Upload).where(
                 Upload.id == upload_id, Upload.repository == repository)) > 0
-
-    def touch_upload(self, upload_id: str) -> None:
-        with self.db.write() as s:
-            s.execute(update(Upload).where(Upload.id == upload_id).values(updated_at=utcnow()))
 
     def delete_upload(self, upload_id: str) -> bool:
         with self.db.write() as s:
@@ -179,68 +267,77 @@ class Metadata:
 
     def put_manifest(self, repository: str, manifest: NewManifest, tags: Iterable[str]) -> None:
         """Store the manifest and point `tags` at it, after checking what it references
-        exists in the repository, all in one transaction."""
+        exists in the repository, all in one transaction. Everything that needs no lock
+        (the repository's id, the rows to write) is ready before it starts, and its
+        statements are built once: SQLite runs one writer at a time."""
         record = manifest.record
-        with self.db.write() as s:
-            repository_id = _ensure_repository(s, repository)
-            missing = self._missing_references(s, repository_id, manifest)
+        now = utcnow()
+        references = {(kind, digest) for kind, digest in manifest.blobs}
+        references |= {("manifest", digest) for digest in manifest.children}
+        if manifest.subject:
+            references.add(("subject", manifest.subject))
+        wanted_blobs = sorted({digest for _, digest in manifest.blobs})
+        wanted_children = sorted(set(manifest.children))
+        # Sorted: two pushes tagging overlapping sets in another order would deadlock.
+        tags = sorted(set(tags))
+        manifest_row = {"digest": record.digest, "media_type": record.media_type,
+                        "artifact_type": record.artifact_type,
+                        "subject_digest": record.subject_digest, "size": record.size,
+                        "payload": record.payload, "created_at": now}
+        # Repositories are never deleted: an id read now is still right in the transaction.
+        with self.db.query() as c:
+            repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
+        with self.db.transaction() as c:
+            statements = _manifest_statements(c.dialect.name)
+            if repository_id is None:
+                c.execute(_link_statements(c.dialect.name).repository,
+                          {"name": repository, "created_at": now})
+                repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
+            missing = self._missing_references(c, repository_id, wanted_blobs, wanted_children)
             if missing:
                 raise MissingReferences(missing)
-            manifest_id = self._insert_manifest(s, repository_id, record)
-            references = {(kind, digest) for kind, digest in manifest.blobs}
-            references |= {("manifest", digest) for digest in manifest.children}
-            if manifest.subject:
-                references.add(("subject", manifest.subject))
+            manifest_id = self._insert_manifest(c, statements, repository_id, manifest_row)
             if references:
-                s.execute(insert_for(s, ManifestReference).values([
+                c.execute(statements.reference, [
                     {"manifest_id": manifest_id, "kind": kind, "digest": digest}
-                    for kind, digest in sorted(references)
-                ]).on_conflict_do_nothing(index_elements=["manifest_id", "kind", "digest"]))
-            # Sorted: two pushes tagging overlapping sets in another order would deadlock.
-            for tag in sorted(set(tags)):
-                statement = insert_for(s, Tag).values(repository_id=repository_id, name=tag,
-                                                      manifest_id=manifest_id,
-                                                      updated_at=utcnow())
-                s.execute(statement.on_conflict_do_update(
-                    index_elements=["repository_id", "name"],
-                    set_={"manifest_id": manifest_id, "updated_at": utcnow()}))
+                    for kind, digest in sorted(references)])
+            for tag in tags:  # one at a time, in order: the lock order above
+                c.execute(statements.tag, {"repository_id": repository_id, "name": tag,
+                                           "manifest_id": manifest_id, "updated_at": now})
+            if tags:
+                _tags_changed(c, repository_id)
 
     @staticmethod
-    def _insert_manifest(s: Session, repository_id: int, record: ManifestRecord) -> int:
+    def _insert_manifest(c: Connection, statements: _ManifestStatements, repository_id: int,
+                         row: dict) -> int:
         """The id of the manifest row, inserted unless there, and share-locked until commit
         so that a concurrent delete waits for our tags instead of breaking their foreign
-        key (FOR SHARE is a no-op on SQLite, whose writers are serialised anyway)."""
+        key (a row we inserted is ours until commit anyway)."""
+        row = {**row, "repository_id": repository_id}
         for _ in range(3):
-            s.execute(insert_for(s, Manifest).values(
-                repository_id=repository_id, digest=record.digest, media_type=record.media_type,
-                artifact_type=record.artifact_type, subject_digest=record.subject_digest,
-                size=record.size, payload=record.payload, created_at=utcnow(),
-            ).on_conflict_do_nothing(index_elements=["repository_id", "digest"]))
-            manifest_id = s.scalar(select(Manifest.id).where(
-                Manifest.repository_id == repository_id, Manifest.digest == record.digest,
-            ).with_for_update(read=True))
+            manifest_id = c.scalar(statements.manifest, row)
+            if manifest_id is None:
+                manifest_id = c.scalar(MANIFEST_ID, {"repository_id": repository_id,
+                                                     "digest": row["digest"]})
             if manifest_id is not None:
                 return manifest_id
             # deleted by another transaction between our insert and select: insert again
-        raise RuntimeError(f"manifest {record.digest} keeps being deleted while being pushed")
+        raise RuntimeError(f"manifest {row['digest']} keeps being deleted while being pushed")
 
     @staticmethod
-    def _missing_references(s: Session, repository_id: int, manifest: NewManifest) -> list[str]:
-        """What the manifest references but the repository lacks. What is there stays
-        share-locked until commit, so a concurrent blob or manifest delete is ordered after
-        this push rather than slipping between the check and the insert."""
-        wanted_blobs = {digest for _, digest in manifest.blobs}
-        wanted_children = set(manifest.children)
+    def _missing_references(c: Connection, repository_id: int, wanted_blobs: list[str],
+                            wanted_children: list[str]) -> list[str]:
+        """What the manifest references but the repository lacks; what is there stays
+        share-locked until commit (_LINKED_BLOBS_SQL)."""
+        lock = " FOR SHARE" if c.dialect.name == "postgresql" else ""
         found: set[str] = set()
-        if wanted_blobs:
-            found |= set(s.scalars(select(RepositoryBlob.digest).where(
-                RepositoryBlob.repository_id == repository_id,
-                RepositoryBlob.digest.in_(wanted_blobs)).with_for_update(read=True)))
-        if wanted_children:
-            found |= set(s.scalars(select(Manifest.digest).where(
-                Manifest.repository_id == repository_id, Manifest.digest.in_(wanted_children),
-            ).with_for_update(read=True)))
-        return sorted((wanted_blobs | wanted_children) - found)
+        for sql, digests in ((_LINKED_BLOBS_SQL, wanted_blobs),
+                             (_STORED_MANIFESTS_SQL, wanted_children)):
+            if digests:
+                placeholders = ", ".join("?" * len(digests))
+                found.update(digest for (digest,) in _driver_rows(
+                    c, f"{sql} ({placeholders}){lock}", (repository_id, *digests)))
+        return sorted(set(wanted_blobs).union(wanted_children) - found)
 
     def delete_manifest(self, repository: str, digest: str) -> bool:
         """Delete the manifest and every tag that points at it."""
@@ -255,9 +352,11 @@ class Metadata:
             ).with_for_update())
             if manifest_id is None:
                 return False
-            s.execute(delete(Tag).where(Tag.manifest_id == manifest_id))
+            untagged = s.execute(delete(Tag).where(Tag.manifest_id == manifest_id)).rowcount
             s.execute(delete(ManifestReference).where(ManifestReference.manifest_id == manifest_id))
             s.execute(delete(Manifest).where(Manifest.id == manifest_id))
+            if untagged:
+                _tags_changed(s, repository_id)
             return True
 
     def delete_tag(self, repository: str, tag: str) -> bool:
@@ -267,7 +366,17 @@ class Metadata:
                 return False
             result = s.execute(delete(Tag).where(Tag.repository_id == repository_id,
                                                  Tag.name == tag))
-            return result.rowcount > 0
+            if result.rowcount == 0:
+                return False
+            _tags_changed(s, repository_id)
+            return True
+
+    def tags_version(self, repository: str) -> tuple[int, int] | None:
+        """The repository's id and tags version, or None when it does not exist. Read before
+        the tags, a version still current later vouches for the list read after it."""
+        with self.db.query() as c:
+            row = c.execute(TAGS_VERSION, {"repository": repository}).first()
+        return (row[0], row[1]) if row else None
 
     def list_tags(self, repository: str, last: str | None, limit: int | None) -> list[str] | None:
         """Tags in lexical order, or None when the repository does not exist."""
@@ -275,12 +384,14 @@ class Metadata:
             repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
             if repository_id is None:
                 return None
-            query = select(Tag.name).where(Tag.repository_id == repository_id).order_by(Tag.name)
+            parameters: tuple = (repository_id,)
             if last:
-                query = query.where(Tag.name > last)
+                parameters += (last,)
             if limit is not None:
-                query = query.limit(limit)
-            return c.scalars(query).all()  # one fetchall, not a driver call per row
+                parameters += (limit,)
+            sql = _TAGS_SQL.format(after=" AND name > ?" if last else "",
+                                   limit=" LIMIT ?" if limit is not None else "")
+            return [name for (name,) in _driver_rows(c, sql, parameters)]
 
     def referrers(self, repository: str, subject: str) -> list[ManifestRecord]:
         query = (select(Manifest).join(Repository, Repository.id == Manifest.repository_id)

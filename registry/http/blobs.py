@@ -48,8 +48,9 @@ def _unsatisfiable(size: int) -> RegistryError:
 class FileSliceResponse(Response):
     """`length` bytes of an open file from `start`. A whole file goes as one zero-copy
     `http.response.pathsend` where the server offers that extension; otherwise in reads of
-    `chunk_size` bytes in a worker thread (few, large reads: each costs a thread hop and a
-    send), stopping when the client goes away. The file is closed at the end."""
+    `chunk_size` bytes (few, large reads: each costs a send), on the event loop when the page
+    cache holds them and in a worker thread when they must come from the disk, stopping when
+    the client goes away. The file is closed at the end."""
 
     chunk_size = 1024 * 1024  # larger chunks measured slower here, with a larger RSS
 
@@ -83,13 +84,34 @@ class FileSliceResponse(Response):
         if remaining == 0:
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         while remaining > 0:
-            chunk = await anyio.to_thread.run_sync(
-                os.pread, self.file.fileno(), min(self.chunk_size, remaining), position)
+            size = min(self.chunk_size, remaining)
+            if _cached(self.file.fileno(), position + size - 1):
+                chunk = os.pread(self.file.fileno(), size, position)
+            else:
+                chunk = await anyio.to_thread.run_sync(
+                    os.pread, self.file.fileno(), size, position)
             if not chunk:
                 raise RuntimeError(f"{self.file.name} is shorter than its recorded size")
             position += len(chunk)
             remaining -= len(chunk)
             await send({"type": "http.response.body", "body": chunk, "more_body": remaining > 0})
+
+
+def _cached(fd: int, position: int) -> bool:
+    """Whether the byte at `position` is in the page cache, by a one-byte read that may not
+    wait for the disk (Linux's RWF_NOWAIT). A chunk ending there is read on the event loop:
+    a 1 MiB copy from the page cache costs far less than a thread hop, whose GIL hand-over
+    dominated serving cached layers (bench: about half the server CPU per GiB). A chunk that
+    would wait for the disk, or any read elsewhere, goes to a thread as before."""
+    if _NOWAIT is None:
+        return False
+    try:
+        return os.preadv(fd, [bytearray(1)], position, _NOWAIT) == 1
+    except OSError:  # BlockingIOError: not cached; EOPNOTSUPP: a file system without it
+        return False
+
+
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)
 
 
 def _locate(blobs: BlobStore, name: str, digest: str) -> tuple[BlobInfo, str | None,

@@ -44,16 +44,17 @@ def repository_name(request: Request) -> str:
     return validate_name(request.path_params["name"])
 
 
-async def body_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The request body in chunks of about WRITE_BUFFER bytes (fewer, larger storage writes)."""
+async def body_chunks(request: Request) -> AsyncIterator[bytearray]:
+    """The request body in chunks of about WRITE_BUFFER bytes (fewer, larger storage writes).
+    Each chunk is a buffer of its own, handed over without a copy."""
     buffer = bytearray()
     async for chunk in request.stream():
         buffer += chunk
         if len(buffer) >= WRITE_BUFFER:
-            yield bytes(buffer)
-            buffer.clear()
+            yield buffer
+            buffer = bytearray()
     if buffer:
-        yield bytes(buffer)
+        yield buffer
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -94,10 +95,13 @@ async def authorize(request: Request, *wanted: Access,
     if controller.mode == "none":
         return EVERYTHING
     address = request.client.host if request.client else ""
+    arguments = (request.headers.get("authorization"), address,
+                 lambda: str(request.base_url), list(wanted), list(optional))
     try:
-        permissions = await run_in_threadpool(
-            controller.authorize, request.headers.get("authorization"), address,
-            str(request.base_url), list(wanted), list(optional))
+        if controller.blocking:
+            permissions = await run_in_threadpool(controller.authorize, *arguments)
+        else:
+            permissions = controller.authorize(*arguments)
     except RegistryError:
         await _drain(request)
         raise

@@ -34,10 +34,22 @@ async def list_tags(request: Request) -> Response:
     name = repository_name(request)
     await authorize(request, pull(name))
     n, last = pagination(request)
+    if n is None and last is None:
+        return await _whole_tag_list(request, name)
     # One more than asked tells whether a next page exists.
     limit = None if n is None else n + 1
     tags = await quick_read(request, services(request).manifests.tags, name, last, limit)
     return _page(request, "tags", tags if n != 0 else [], {"name": name}, n)
+
+
+async def _whole_tag_list(request: Request, name: str) -> Response:
+    """Every tag, kept encoded while current, with an ETag for If-None-Match."""
+    tag_list = await quick_read(request, services(request).tag_lists.whole, name)
+    headers = {"ETag": tag_list.etag}
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match and tag_list.etag in (tag.strip() for tag in if_none_match.split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(tag_list.body, headers=headers, media_type="application/json")
 
 
 async def catalog(request: Request) -> Response:
@@ -55,12 +67,15 @@ def _visible_repositories(request: Request, permissions: Permissions, last: str 
     if isinstance(permissions, Everything):
         return metadata.list_repositories(last, None if n is None else n + 1)
     visible: list[str] = []
+    # The first batch is the page itself (most callers see most of what they list); only
+    # when the caller may not see some of it are larger batches read.
+    size = CATALOG_BATCH if n is None else min(n + 1, CATALOG_BATCH)
     while n is None or len(visible) <= n:
-        batch = metadata.list_repositories(last, CATALOG_BATCH)
-        visible += [name for name in batch if permissions.can_see(name)]
-        if len(batch) < CATALOG_BATCH:
+        batch = metadata.list_repositories(last, size)
+        visible += permissions.visible(batch)
+        if len(batch) < size:
             break
-        last = batch[-1]
+        last, size = batch[-1], CATALOG_BATCH
     return visible if n is None else visible[:n + 1]
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from collections.abc import Callable
+from dataclasses import replace
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -10,7 +14,7 @@ from starlette.responses import Response
 
 from registry.core.errors import RegistryError
 from registry.core.references import validate_digest, validate_name
-from registry.core.uploads import UploadSession, upload_headers
+from registry.core.uploads import UploadSession, UploadWriter, upload_headers
 from registry.http.common import authorize, body_chunks, pull, push, repository_name, services
 
 CONTENT_RANGE_RE = re.compile(r"(?:bytes )?(\d+)-(\d+)(?:/(?:\d+|\*))?")
@@ -30,16 +34,60 @@ def _accepted(session: UploadSession, status: int = 202) -> Response:
     return Response(status_code=status, headers=headers)
 
 
-async def _append(request: Request, session: UploadSession, start: int | None) -> int:
-    """Stream the request body onto the upload; the upload's size afterwards."""
-    uploads = services(request).uploads
-    writer = await run_in_threadpool(uploads.writer, session, start)
+async def _receive(request: Request, open_writer: Callable[[], UploadWriter],
+                   finish: Callable[[UploadWriter], object]) -> UploadWriter:
+    """Stream the request body onto the writer `open_writer()` opens, then `finish` it.
+
+    One worker-thread hop per WRITE_BUFFER of body: the first also opens the writer (and so
+    looks the upload up), the last also finishes it, so a small body costs a single hop.
+    While one buffer is written and hashed in a worker thread, the next is received.
+    Bad requests found on opening (unknown upload, bad range) are answered once the first
+    buffers of body are read; nothing is written then."""
+    chunks = body_chunks(request)
+    writer: UploadWriter | None = None
+    writing: asyncio.Future[UploadWriter] | None = None
     try:
-        async for chunk in body_chunks(request):
-            await run_in_threadpool(writer.write, chunk)
-    finally:
-        await run_in_threadpool(writer.close)
-    return writer.size
+        pending = await anext(chunks, b"")
+        while True:
+            following = await anext(chunks, None)
+            if following is None:
+                break
+            if writing is not None:
+                task, writing = writing, None
+                writer = await task
+            writing = asyncio.ensure_future(
+                run_in_threadpool(_write, open_writer, writer, pending))
+            pending = following
+        if writing is not None:
+            task, writing = writing, None
+            writer = await task
+        return await run_in_threadpool(_write, open_writer, writer, pending, finish)
+    except BaseException:
+        if writing is not None:  # never close a writer still writing in another thread
+            with contextlib.suppress(BaseException):
+                writer = await writing
+        if writer is not None:
+            await run_in_threadpool(writer.close)  # keeps what was written, for a retry
+        raise
+
+
+def _write(open_writer: Callable[[], UploadWriter], writer: UploadWriter | None,
+           data: bytes | bytearray,
+           finish: Callable[[UploadWriter], object] | None = None) -> UploadWriter:
+    """One hop's work: open the writer unless given, write `data`, then `finish` if given."""
+    opened = writer is None
+    if writer is None:
+        writer = open_writer()
+    try:
+        if data:
+            writer.write(data)
+        if finish is not None:
+            finish(writer)
+    except BaseException:
+        if opened:
+            writer.close()  # the caller never saw it
+        raise
+    return writer
 
 
 async def start_upload(request: Request) -> Response:
@@ -60,14 +108,13 @@ async def start_upload(request: Request) -> Response:
                                           lambda repository: permissions.can(repository, "pull"))
         if mounted:
             return _created(name, digest)
-    session = await run_in_threadpool(svc.uploads.start, name)
+    uploads = svc.uploads
     digest = params.get("digest")
     if digest is None:
-        return _accepted(session)
+        return _accepted(await run_in_threadpool(uploads.start, name))
     validate_digest(digest)
-    size = await _append(request, session, None)
-    session = UploadSession(session.id, name, size)
-    await run_in_threadpool(svc.uploads.complete, session, digest)
+    await _receive(request, lambda: uploads.writer(uploads.start(name)),
+                   lambda writer: uploads.complete(writer, digest))
     return _created(name, digest)
 
 
@@ -94,22 +141,38 @@ def _chunk_start(request: Request, session: UploadSession) -> int | None:
     return start
 
 
+def _opener(request: Request, name: str, digest: str | None = None,
+            finishing: bool = False) -> Callable[[], UploadWriter]:
+    """What opens the upload the request names, in a worker thread, checking as it goes
+    what the request says of it, in the order a client would see the errors otherwise."""
+    uploads = services(request).uploads
+    upload_id = request.path_params["uuid"]
+
+    def open_writer() -> UploadWriter:
+        session = uploads.get(name, upload_id)
+        if finishing:
+            if not digest:
+                raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
+            validate_digest(digest)
+        return uploads.writer(session, _chunk_start(request, session))
+    return open_writer
+
+
 async def patch_upload(request: Request) -> Response:
-    session = await _session(request)
-    size = await _append(request, session, _chunk_start(request, session))
-    return _accepted(UploadSession(session.id, session.repository, size))
+    name = repository_name(request)
+    await authorize(request, push(name))
+    writer = await _receive(request, _opener(request, name), UploadWriter.close)
+    return _accepted(replace(writer.session, size=writer.size))
 
 
 async def finish_upload(request: Request) -> Response:
-    session = await _session(request)
+    name = repository_name(request)
+    await authorize(request, push(name))
     digest = request.query_params.get("digest")
-    if not digest:
-        raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
-    validate_digest(digest)
-    size = await _append(request, session, _chunk_start(request, session))
-    session = UploadSession(session.id, session.repository, size)
-    await run_in_threadpool(services(request).uploads.complete, session, digest)
-    return _created(session.repository, digest)
+    uploads = services(request).uploads
+    await _receive(request, _opener(request, name, digest, finishing=True),
+                   lambda writer: uploads.complete(writer, digest))
+    return _created(name, digest)
 
 
 async def upload_status(request: Request) -> Response:

@@ -14,9 +14,13 @@ CHUNK_SIZE = 1024 * 1024
 
 class FilesystemWriter(StorageWriter):
     def __init__(self, file_path: Path, append: bool) -> None:
-        file_path.parent.mkdir(parents=True, exist_ok=True)
         self._path = file_path
-        self._file = open(file_path, "ab" if append else "wb")
+        mode = "ab" if append else "wb"
+        try:
+            self._file = open(file_path, mode)
+        except FileNotFoundError:  # the directory is made once, not checked every time
+            file_path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(file_path, mode)
         self._size = self._file.tell()
 
     @property
@@ -38,6 +42,26 @@ class FilesystemWriter(StorageWriter):
     def cancel(self) -> None:
         self._file.close()
         self._path.unlink(missing_ok=True)
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _make_directories(directory: Path) -> None:
+    """mkdir -p, each new directory's entry made durable in its parent."""
+    if directory.is_dir():
+        return
+    _make_directories(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return
+    _fsync_directory(directory.parent)
 
 
 class FilesystemDriver(StorageDriver):
@@ -108,15 +132,14 @@ class FilesystemDriver(StorageDriver):
 
     def move(self, source: str, destination: str) -> None:
         src, dst = self._full(source), self._full(destination)
-        if not src.exists():
-            raise PathNotFound(source)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-        directory = os.open(dst.parent, os.O_RDONLY)
         try:
-            os.fsync(directory)  # the rename itself must survive a crash
-        finally:
-            os.close(directory)
+            os.replace(src, dst)
+        except FileNotFoundError:
+            if not src.exists():
+                raise PathNotFound(source) from None
+            _make_directories(dst.parent)
+            os.replace(src, dst)
+        _fsync_directory(dst.parent)  # the rename itself must survive a crash
 
     def delete(self, path: str) -> None:
         target = self._full(path)

@@ -591,6 +591,29 @@ def test_catalog_of_a_narrowed_access_token_lists_only_its_pattern(server, clien
     assert catalog(client, token) == ["team-a/app"]
 
 
+def test_catalog_of_a_still_valid_token_follows_grant_and_account_changes_at_once(
+        server, client):
+    # The token is checked once and then remembered, but the grants behind the catalog are
+    # read for each listing: a change through the CLI (another process) shows at once.
+    name = f"cat{uuid.uuid4().hex[:8]}"
+    tollgate_ok(server, "user", "add", name, "--password-stdin", stdin="Cat-Secret-1\n")
+    token = get_token(client, "registry:catalog:*", auth=(name, "Cat-Secret-1"))
+    before = catalog(client, token)
+    assert "team-b/app" not in before and {"public/img", "shared/lib"} <= set(before)
+    tollgate_ok(server, "grant", "add", name, "team-b/*", "pull")
+    assert "team-b/app" in catalog(client, token)
+    assert "team-b/app" in catalog(client, token)
+    tollgate_ok(server, "grant", "remove", name, "team-b/*")
+    assert "team-b/app" not in catalog(client, token)
+    tollgate_ok(server, "grant", "add", name, "team-b/*", "pull")
+    # A disabled or removed user's token lists what anyone may pull, no more.
+    for change in ("disable", "remove"):
+        tollgate_ok(server, "user", change, name)
+        listed = catalog(client, token)
+        assert "public/img" in listed
+        assert "team-b/app" not in listed and "shared/lib" not in listed
+
+
 def _layer_of(server, name: str) -> str:
     return server.extra["images"][name].json["layers"][0]["digest"]
 

@@ -341,6 +341,24 @@ def test_manifest_referencing_a_blob_of_another_repository_is_manifest_blob_unkn
     assert_error(resp, 400, "MANIFEST_BLOB_UNKNOWN")
 
 
+def test_manifest_referencing_a_deleted_blob_is_manifest_blob_unknown(client, repo):
+    image = build_image(client, repo)
+    layer = image.json["layers"][0]["digest"]
+    assert client.delete(f"/v2/{repo}/blobs/{layer}").status_code == 202
+    resp = put_manifest(client, repo, "v1", image.body, OCI_MANIFEST)
+    assert_error(resp, 400, "MANIFEST_BLOB_UNKNOWN")
+    assert resp.json()["errors"][0]["detail"]["digests"] == [layer]
+    assert_error(get_manifest(client, repo, "v1"), 404, "MANIFEST_UNKNOWN")
+
+
+def test_refused_manifest_in_a_new_repository_leaves_no_repository(client, repo):
+    other = f"{repo}-other"
+    image = build_image(client, other)
+    assert_error(put_manifest(client, repo, "v1", image.body, OCI_MANIFEST), 400,
+                 "MANIFEST_BLOB_UNKNOWN")
+    assert_error(client.get(f"/v2/{repo}/tags/list"), 404, "NAME_UNKNOWN")
+
+
 @pytest.mark.parametrize("media_type", [OCI_INDEX, DOCKER_LIST])
 def test_index_referencing_a_missing_child_is_manifest_blob_unknown(client, repo, media_type):
     child_type = OCI_MANIFEST if media_type == OCI_INDEX else DOCKER_MANIFEST

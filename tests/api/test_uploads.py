@@ -129,6 +129,28 @@ def test_truncated_monolithic_put_creates_no_blob(registry, client, repo):
     assert not blob_exists(client, repo, digest(received))
 
 
+def test_large_patch_cut_off_keeps_a_consistent_upload_to_resume(registry, client, repo):
+    """A PATCH of several MiB whose client goes away: the upload keeps a prefix of what was
+    sent, reports it as its range, and can be resumed from there to the right blob."""
+    data = random_bytes(5 * 1024 * 1024)
+    url = start_upload(client, repo)
+    response = send_truncated(registry, "PATCH", path_of(url), data[:3_500_000],
+                              declared_length=len(data))
+    assert not response.startswith(b"HTTP/1.1 202"), response[:200]
+    status = client.get(url)
+    assert status.status_code == 204
+    end = int(upload_range(status).split("-")[1])
+    received = end + 1 if end else 0  # "0-0" is an empty upload here, never a 1-byte one
+    assert received <= 3_500_000
+    resp = client.patch(url, content=data[received:], headers={
+        **OCTET, "Content-Range": f"{received}-{len(data) - 1}"})
+    assert resp.status_code == 202, resp.text
+    assert upload_range(resp) == f"0-{len(data) - 1}"
+    resp = client.put(with_query(location(resp), digest=digest(data)))
+    assert_blob_created(resp, repo, digest(data))
+    assert_blob_content(client, repo, digest(data), data)
+
+
 def test_finished_upload_is_gone(client, repo):
     data = random_bytes(10)
     url = start_upload(client, repo)
@@ -144,6 +166,84 @@ def test_uploading_an_existing_blob_again_succeeds(client, repo):
     resp = client.put(with_query(url, digest=dgst), content=data, headers=OCTET)
     assert_blob_created(resp, repo, dgst)
     assert_blob_content(client, repo, dgst, data)
+
+
+def test_blob_stored_for_another_repository_pushed_here_is_linked_here(client, repo):
+    data = random_bytes(2000)
+    dgst = push_blob(client, f"{repo}-first", data)
+    assert not blob_exists(client, repo, dgst)
+    url = start_upload(client, repo)
+    resp = client.put(with_query(url, digest=dgst), content=data, headers=OCTET)
+    assert_blob_created(resp, repo, dgst)
+    assert_blob_content(client, repo, dgst, data)
+    assert_error(client.get(url), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
+def test_existing_blob_pushed_again_with_wrong_bytes_is_digest_invalid(client, repo):
+    data = random_bytes(100)
+    dgst = push_blob(client, repo, data)
+    url = start_upload(client, repo)
+    resp = client.put(with_query(url, digest=dgst), content=random_bytes(100), headers=OCTET)
+    assert_error(resp, 400, "DIGEST_INVALID")
+    assert_blob_content(client, repo, dgst, data)
+
+
+@pytest.mark.tollgate_only
+def test_push_again_restores_a_blob_lost_from_storage(registry, client, repo):
+    if registry.data_dir is None:
+        pytest.skip("needs the server's data directory")
+    data = random_bytes(500)
+    dgst = push_blob(client, repo, data)
+    encoded = dgst.split(":", 1)[1]
+    stored = registry.data_dir / "storage" / "blobs" / "sha256" / encoded[:2] / encoded
+    stored.unlink()  # lost, while the database still records the blob
+    url = start_upload(client, repo)
+    resp = client.put(with_query(url, digest=dgst), content=data, headers=OCTET)
+    assert_blob_created(resp, repo, dgst)
+    assert stored.read_bytes() == data
+    assert_blob_content(client, repo, dgst, data)
+
+
+@pytest.mark.tollgate_only
+def test_upload_started_by_an_earlier_version_is_finished(registry, client, repo):
+    """Earlier versions kept a row per upload in the database and the bytes under
+    uploads/<id>/data: such an upload, in progress during an upgrade, still completes."""
+    if registry.data_dir is None:
+        pytest.skip("needs the server's data directory")
+    from sqlalchemy import create_engine, text
+    upload_id = str(uuid.uuid4())
+    data = random_bytes(3000)
+    directory = registry.data_dir / "storage" / "uploads" / upload_id
+    directory.mkdir(parents=True)
+    (directory / "data").write_bytes(data[:1000])
+    engine = create_engine(registry.database_url
+                           or f"sqlite:///{registry.data_dir / 'tollgate.db'}")
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO uploads (id, repository, created_at, updated_at) "
+            "VALUES (:id, :repository, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"),
+            {"id": upload_id, "repository": repo})
+    try:
+        url = f"/v2/{repo}/blobs/uploads/{upload_id}"
+        assert_error(client.get(f"/v2/{repo}-other/blobs/uploads/{upload_id}"), 404,
+                     "BLOB_UPLOAD_UNKNOWN")
+        status = client.get(url)
+        assert status.status_code == 204
+        assert upload_range(status) == "0-999"
+        resp = patch_chunk(client, url, data[1000:2000], 1000)
+        assert resp.status_code == 202, resp.text
+        assert upload_range(resp) == "0-1999"
+        resp = client.put(with_query(url, digest=digest(data)), content=data[2000:],
+                          headers=OCTET)
+        assert_blob_created(resp, repo, digest(data))
+        assert_blob_content(client, repo, digest(data), data)
+        assert_error(client.get(url), 404, "BLOB_UPLOAD_UNKNOWN")
+        assert not directory.exists()
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT count(*) FROM uploads WHERE id = :id"),
+                                      {"id": upload_id}).scalar() == 0
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------- chunks
@@ -337,6 +437,43 @@ def test_upload_of_another_repository_is_unknown_here(client, repo):
     resp = client.get(f"/v2/{other}/blobs/uploads/{upload_id}")
     assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN")
     assert client.get(url).status_code == 204
+
+
+@pytest.mark.tollgate_only
+@pytest.mark.parametrize("method", ["PATCH", "PUT", "DELETE"])
+def test_upload_of_another_repository_cannot_be_changed_there(client, repo, method):
+    data = random_bytes(300)
+    url = location(patch_chunk(client, start_upload(client, repo), data[:100], 0))
+    upload_id = path_of(url).split("?")[0].rsplit("/", 1)[1]
+    other = f"{repo}-other"
+    elsewhere = f"/v2/{other}/blobs/uploads/{upload_id}"
+    if method == "PATCH":
+        resp = patch_chunk(client, elsewhere, data[100:200], 100)
+    elif method == "PUT":
+        resp = client.put(with_query(elsewhere, digest=digest(data)), content=data[100:],
+                          headers=OCTET)
+    else:
+        resp = client.delete(elsewhere)
+    assert_error(resp, 404, "BLOB_UPLOAD_UNKNOWN")
+    assert not blob_exists(client, other, digest(data))
+    status = client.get(url)  # the upload is untouched in its own repository
+    assert status.status_code == 204
+    assert upload_range(status) == "0-99"
+    resp = client.put(with_query(url, digest=digest(data)), content=data[100:], headers=OCTET)
+    assert_blob_created(resp, repo, digest(data))
+    assert_blob_content(client, repo, digest(data), data)
+
+
+@pytest.mark.tollgate_only
+def test_unknown_upload_with_a_large_body_is_404_and_stores_nothing(client, repo):
+    data = random_bytes(3 * 1024 * 1024 + 5)  # several of the server's write buffers
+    start_upload(client, repo)
+    url = f"/v2/{repo}/blobs/uploads/{uuid.uuid4()}"
+    assert_error(client.patch(url, content=data, headers=OCTET), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(client.put(with_query(url, digest=digest(data)), content=data,
+                            headers=OCTET), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert not blob_exists(client, repo, digest(data))
+    assert_error(client.get(url), 404, "BLOB_UPLOAD_UNKNOWN")
 
 
 # ---------------------------------------------------------------- mount

@@ -4,7 +4,10 @@ never takes) and the chunked reads."""
 
 from __future__ import annotations
 
+import os
+
 import anyio
+import pytest
 
 from registry.http.blobs import FileSliceResponse
 
@@ -64,3 +67,49 @@ def test_whole_file_without_pathsend_and_an_empty_file(tmp_path):
     sent, file = _serve(empty, 0, 0, True, {})
     assert sent[1:] == [{"type": "http.response.body", "body": b"", "more_body": False}]
     assert file.closed
+
+
+def _no_threads(monkeypatch) -> list:
+    """Record every worker-thread read instead of letting it happen unnoticed."""
+    hops: list = []
+    original = anyio.to_thread.run_sync
+
+    async def counting(func, *args, **kwargs):
+        hops.append(func)
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
+    return hops
+
+
+def test_cached_file_is_read_without_thread_hops(tmp_path, monkeypatch):
+    path = tmp_path / "blob"
+    path.write_bytes(DATA)
+    path.read_bytes()  # in the page cache now
+    hops = _no_threads(monkeypatch)
+    sent, _ = _serve(path, 0, len(DATA), True, {})
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == DATA
+    if not hasattr(os, "RWF_NOWAIT"):
+        pytest.skip("no RWF_NOWAIT here: every chunk is read in a thread")
+    assert hops == []
+
+
+def test_file_out_of_the_page_cache_is_read_in_a_thread(tmp_path, monkeypatch):
+    path = tmp_path / "blob"
+    path.write_bytes(DATA)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        try:
+            still_cached = os.preadv(f.fileno(), [bytearray(1)], len(DATA) - 1,
+                                     os.RWF_NOWAIT) == 1
+        except BlockingIOError:
+            still_cached = False
+    if still_cached:
+        pytest.skip("this file system keeps the file in memory (tmpfs): nothing to evict")
+    hops = _no_threads(monkeypatch)
+    sent, _ = _serve(path, 0, len(DATA), True, {})
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == DATA
+    # the first chunk comes from the disk in a thread; the kernel's read-ahead may have
+    # brought the rest into the cache by then
+    assert hops[:1] == [os.pread]

@@ -9,6 +9,7 @@ from registry.auth.grants import (
     Access,
     GrantRule,
     Identity,
+    RepositoryFilter,
     allowed_actions,
     grant_access,
     may_list_catalog,
@@ -234,3 +235,31 @@ def test_admin_access_token_is_narrowed_too():
     assert allowed_actions(token, [], "team-a/app") == {"pull"}
     assert allowed_actions(token, [], "team-b/app") == set()
     assert not may_list_catalog(token, [])
+
+
+# ---------------------------------------------------------------- the catalog's filter
+
+NARROWED = Identity(user="alice", access_token="ci", restrict_pattern="team-a/app",
+                    restrict_actions=frozenset({"pull", "catalog"}))
+PUSH_ONLY = Identity(user="alice", access_token="ci", restrict_actions=frozenset({"push"}))
+NARROWED_ADMIN = Identity(user="root", admin=True, access_token="ci",
+                          restrict_pattern="team-a/**")
+REPOSITORY_NAMES = ["team-a/app", "team-a/x/y", "team-b/app", "public/img", "public/a/b",
+                    "shared/lib", "other", "team-a"]
+
+
+@pytest.mark.parametrize("identity", [ALICE, BOB, ANON, ADMIN, NARROWED, PUSH_ONLY,
+                                      NARROWED_ADMIN])
+@pytest.mark.parametrize("action", ["pull", "push", "delete"])
+def test_repository_filter_agrees_with_allowed_actions(identity, action):
+    matches = RepositoryFilter(identity, RULES, action)
+    expected = [r for r in REPOSITORY_NAMES if action in allowed_actions(identity, RULES, r)]
+    for repository in REPOSITORY_NAMES:
+        assert matches(repository) is (repository in expected), (identity, action, repository)
+    assert matches.select(REPOSITORY_NAMES) == expected
+
+
+def test_repository_filter_without_any_grant_matches_nothing():
+    assert not RepositoryFilter(Identity(user="nobody"), [], "pull")("a")
+    assert RepositoryFilter(Identity(user="nobody"), RULES, "pull")("shared/lib")
+    assert not RepositoryFilter(Identity(user="nobody"), RULES, "pull")("team-a/app")
