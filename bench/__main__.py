@@ -1,33 +1,33 @@
 """`python -m bench`: Tollgate and CNCF distribution side by side, results in bench/RESULTS.md.
 
-Starts both registries on free loopback ports in a temporary directory (Tollgate from this
+Starts the registries on free loopback ports in a temporary directory (Tollgate from this
 checkout: `tollgate serve`, filesystem storage, SQLite, access log off; distribution: Debian's
 `docker-registry`, filesystem storage, access log off), runs bench/regbench.py against them
 round by round with distribution as the baseline, stops them and writes the report.
+
+`--auth token` adds Tollgate with token auth on (a bench user made with `tollgate user add`,
+regbench signing in as it) and reports it against Tollgate without auth (bench/RESULTS-auth.md);
+`--workers 1,2` runs one Tollgate per worker count and reports the scaling.
+`python -m bench storage ...` is the storage suite (bench/storage.py).
 See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
+import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-from bench import regbench
+from bench import regbench, report
+from bench.report import Ratio, Target
+from bench.servers import Server, Tollgate, start_distribution
 
 HERE = Path(__file__).resolve().parent
-PROJECT = HERE.parent
-DISTRIBUTION = "/usr/bin/docker-registry"
+BENCH_USER = "bench"
 
 # The targets of issue 5, as ratios Tollgate / distribution: (at least, at most).
 TARGETS: list[tuple[str, float | None, float | None]] = [
@@ -41,123 +41,11 @@ TARGETS: list[tuple[str, float | None, float | None]] = [
     ("cpu.pull.blob_", None, 1.0),
     ("memory.peak_rss_sampled", None, 1.5),
 ]
+# Issue 5: with token auth on, within 15% of the auth-off figures.
+AUTH_TARGET = 0.85
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{process.args[0]} exited; see {log}:\n{log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/v2/", timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer within {timeout:g}s; see {log}")
-
-
-def start_distribution(work: Path) -> tuple[subprocess.Popen, str]:
-    """Adapted from shared/tools/bench/distribution.sh: the same configuration (filesystem,
-    in-memory blob descriptor cache, access log off), on a free port."""
-    if not Path(DISTRIBUTION).exists():
-        raise SystemExit(f"{DISTRIBUTION} not found: apt-get install docker-registry")
-    port = free_port()
-    (work / "data").mkdir(parents=True)
-    config = work / "config.yml"
-    config.write_text(f"""version: 0.1
-log: {{level: warn, formatter: text, accesslog: {{disabled: true}}}}
-storage:
-  filesystem: {{rootdirectory: {work / "data"}}}
-  cache: {{blobdescriptor: inmemory}}
-  delete: {{enabled: true}}
-  maintenance: {{uploadpurging: {{enabled: false}}}}
-http: {{addr: "127.0.0.1:{port}", secret: regbench-local-secret}}
-health: {{storagedriver: {{enabled: false}}}}
-""")
-    log = work / "registry.log"
-    process = subprocess.Popen([DISTRIBUTION, "serve", str(config)], stdout=log.open("wb"),
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url, process, log)
-    return process, url
-
-
-def start_tollgate(work: Path, workers: int,
-                   server_args: list[str]) -> tuple[subprocess.Popen, str]:
-    """`tollgate serve` from this checkout (PYTHONPATH wins over an installed copy)."""
-    port = free_port()
-    work.mkdir(parents=True)
-    config = work / "tollgate.yaml"
-    config.write_text(f"data_dir: {work / 'data'}\nlog: {{access: false, level: warning}}\n")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(PROJECT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    for key in [k for k in env if k.startswith("TOLLGATE_")]:
-        del env[key]
-    log = work / "tollgate.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "registry", "serve", "--config", str(config),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), *server_args],
-        cwd=work, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url, process, log)
-    return process, url
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def machine() -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-        memory_kib = next(int(line.split()[1]) for line in
-                          Path("/proc/meminfo").read_text().splitlines()
-                          if line.startswith("MemTotal:"))
-    except (OSError, StopIteration):
-        memory_kib = 0
-    return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": memory_kib / 1024 / 1024,
-            "kernel": platform.release(), "python": platform.python_version(),
-            "distribution": _distribution_version()}
-
-
-def _distribution_version() -> str:
-    try:
-        out = subprocess.run([DISTRIBUTION, "--version"], capture_output=True, text=True,
-                             timeout=10)
-        return (out.stdout or out.stderr).strip()
-    except OSError:
-        return "unknown"
-
-
-def git_commit() -> str:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=PROJECT, capture_output=True,
-                              text=True).stdout.strip()
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "registry", "pyproject.toml")
-    return commit + (" + uncommitted changes in registry/" if dirty else "")
-
-
-def target_for(metric: str) -> tuple[float | None, float | None]:
+def target_for(metric: str) -> Target:
     if metric.startswith("latency.") and metric.endswith(".p99"):
         return None, 1.0
     for prefix, at_least, at_most in TARGETS:
@@ -166,136 +54,170 @@ def target_for(metric: str) -> tuple[float | None, float | None]:
     return None, None
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
+def auth_target(metric: str) -> Target:
+    """Every throughput metric (push.*, pull.*) of Tollgate with auth >= 0.85x without."""
+    return (AUTH_TARGET, None) if metric.startswith(("push.", "pull.")) else (None, None)
 
 
-def render(doc: dict, before: dict | None) -> str:
-    summary = doc["summary"]
+def variant_name(workers: int, auth: str, several_workers: bool) -> str:
+    return ("tollgate" + (f"-w{workers}" if several_workers else "")
+            + ("" if auth == "none" else f"-{auth}"))
+
+
+def ratios_for(variants: list[tuple[str, int, str]]) -> list[Ratio]:
+    """Each Tollgate against distribution (issue 5's targets); with auth against the same
+    worker count without auth (>= 0.85); more workers against one (scaling, no target)."""
+    ratios = [Ratio(f"{name} / distribution" if len(variants) > 1 else "ratio", name,
+                    "distribution", target_for)
+              for name, _, auth in variants if auth == "none"]
+    plain = {workers: name for name, workers, auth in variants if auth == "none"}
+    for name, workers, auth in variants:
+        if auth != "none":
+            ratios.append(Ratio(f"{name} / {plain[workers]}", name, plain[workers],
+                                auth_target))
+    first_workers = variants[0][1]
+    for name, workers, auth in variants:
+        if workers != first_workers:
+            base = next(n for n, w, a in variants if w == first_workers and a == auth)
+            ratios.append(Ratio(f"{name} / {base}", name, base))
+    return ratios
+
+
+def render(doc: dict, variants: list[tuple[str, int, str]], before: dict | None) -> str:
     meta = doc["bench"]
     host = meta["machine"]
-    order = ["push", "pull", "latency", "memory", "cpu"]
-    metrics = sorted(summary, key=lambda m: (order.index(m.split(".")[0])
-                                             if m.split(".")[0] in order else 9, m))
+    auth_on = any(auth != "none" for _, _, auth in variants)
+    title = ("Tollgate with token auth vs without, and CNCF distribution" if auth_on
+             else "Tollgate vs CNCF distribution")
     lines = [
-        "# Tollgate vs CNCF distribution",
+        f"# {title}",
         "",
-        "Written by `python -m bench` (bench/README.md explains every metric). Ratio = "
-        "Tollgate / distribution, the median over rounds of the same-round ratio; for "
-        "`latency`, `memory` and `cpu` rows lower is better, so a ratio below 1 means "
-        "Tollgate wins.",
+        f"Written by `{meta['command']}` (bench/README.md explains every metric). Ratio = "
+        "the median over rounds of the same-round ratio; for `latency`, `memory` and `cpu` "
+        "rows lower is better, so a ratio below 1 means the numerator wins.",
         "",
         f"- date: {meta['date']}",
         f"- commit: {meta['commit']}",
-        f"- machine: {host['nproc']} CPUs ({host['cpu']}), {host['memory_gib']:.1f} GiB memory, "
-        f"Linux {host['kernel']}, Python {host['python']}",
+        f"- machine: {report.machine_line(host)}",
         f"- distribution: {host['distribution']}",
-        f"- Tollgate: {meta['workers']} worker(s) {' '.join(meta['server_args'])}".rstrip(),
+        *[f"- {name}: {workers} worker(s), auth {auth} {' '.join(meta['server_args'])}".rstrip()
+          for name, workers, auth in variants],
         f"- rounds: {meta['rounds']}, {meta['duration']:g} s per sub-benchmark; "
         f"load average before {meta['load_before']}, after {meta['load_after']}",
         f"- noise: {meta['noise']}",
+        *[f"- note: {note}" for note in meta.get("notes", [])],
     ]
+    if auth_on:
+        fetches = {r["name"]: r.get("token_fetches") for r in doc.get("registries", [])}
+        lines.append("- token auth: regbench signs in as a non-admin user with one grant "
+                     "(`tollgate grant add bench '**' pull,push,delete,catalog`), caches a "
+                     "token per scope and hands it to wrk/hey; token requests: "
+                     + ", ".join(f"{n} {f}" for n, f in fetches.items() if f))
+        lines.append(f"- target: every throughput row of auth on >= {AUTH_TARGET:g}x auth off "
+                     "(issue 5: within 15%)")
     if before:
         lines.append(f"- before: ratio column from {before['bench']['date']}, commit "
                      f"{before['bench']['commit']}")
-    lines += ["", "| metric | unit | distribution | Tollgate | ratio |"
-              + (" ratio before |" if before else "") + " target | met |",
-              "|---|---|---:|---:|---:|" + ("---:|" if before else "") + "---|---|"]
-    for metric in metrics:
-        row = summary[metric]
-        dist = row["registries"].get("distribution")
-        toll = row["registries"].get("tollgate")
-        ratio = toll.get("paired_ratio_median") if toll else None
-        if ratio is None and toll:
-            ratio = toll.get("ratio_to_first")
-        at_least, at_most = target_for(metric)
-        target = (f">= {at_least:g}" if at_least else f"<= {at_most:g}" if at_most else "")
-        met = ""
-        if ratio is not None and target:
-            met = "yes" if (at_least and ratio >= at_least) or (at_most and ratio <= at_most) \
-                else "no"
-        cells = [f"`{metric}`", row["unit"], _fmt(dist and dist["median"]),
-                 _fmt(toll and toll["median"]), _fmt(ratio, 3)]
-        if before:
-            old = before["summary"].get(metric, {}).get("registries", {}).get("tollgate")
-            cells.append(_fmt(old and (old.get("paired_ratio_median")
-                                       or old.get("ratio_to_first")), 3))
-        lines.append("| " + " | ".join([*cells, target, met]) + " |")
-    if doc.get("errors"):
-        lines += ["", "Errors:", ""]
-        lines += [f"- round {e['round']} {e['registry']} {e['metric']}: {e['error'][:200]}"
-                  for e in doc["errors"]]
+    registries = ["distribution", *[name for name, _, _ in variants]]
+    lines += ["", *report.table(doc, registries, ratios_for(variants), before),
+              *report.errors(doc)]
     return "\n".join(lines) + "\n"
 
 
-def noise_note(doc: dict) -> str:
-    notes = []
-    for name in ("distribution", "tollgate"):
-        kept = [r for r in doc["raw"] if r["registry"] == name and not r.get("discarded")
-                and "foreign_pct" in r]
-        if kept:
-            foreign = sorted(r["foreign_pct"] for r in kept)
-            notes.append(f"other processes used median {foreign[len(foreign) // 2]:.0f}% "
-                         f"(max {foreign[-1]:.0f}%) of the CPUs while {name} was measured")
-    return "; ".join(notes) or "not measured"
-
-
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["storage"]:
+        from bench import storage
+
+        return storage.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=3.0,
                         help="seconds per timed sub-benchmark (default 3)")
-    parser.add_argument("--workers", type=int, default=1, help="Tollgate worker processes")
+    parser.add_argument("--workers", default="1",
+                        help="Tollgate worker processes; a list (1,2) runs one Tollgate per "
+                             "count and reports the scaling")
+    parser.add_argument("--auth", choices=["none", "token"], default="none",
+                        help="token: also Tollgate with token auth on, reported against "
+                             "Tollgate without (default output bench/RESULTS-auth.md)")
     parser.add_argument("--only", help="regbench --only: metric name prefixes/substrings")
-    parser.add_argument("--output", default=str(HERE / "RESULTS.md"),
-                        help="the Markdown report (default bench/RESULTS.md)")
-    parser.add_argument("--json", default=str(HERE / "results.json"),
-                        help="the full results (default bench/results.json)")
+    parser.add_argument("--output", help="the Markdown report (default bench/RESULTS.md, "
+                                         "bench/RESULTS-auth.md with --auth token)")
+    parser.add_argument("--json", help="the full results (default: beside --output, "
+                                       "bench/results.json for bench/RESULTS.md)")
     parser.add_argument("--compare", metavar="JSON",
                         help="an earlier results.json: its ratios become a 'before' column")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the report's header, e.g. what else ran meanwhile")
     parser.add_argument("--server-arg", action="append", default=[],
                         help="extra argument for `tollgate serve` (repeatable)")
     parser.add_argument("regbench_args", nargs=argparse.REMAINDER,
                         help="after --: more bench/regbench.py options (see its --help)")
     args = parser.parse_args(argv)
     extra = [a for a in args.regbench_args if a != "--"]
+    try:
+        workers = [int(w) for w in args.workers.split(",")]
+    except ValueError:
+        parser.error(f"--workers: expected N or N,M,..., got {args.workers!r}")
+    if args.output:
+        output = Path(args.output)
+    elif args.auth != "none":
+        output = HERE / "RESULTS-auth.md"
+    elif workers != [1]:
+        parser.error("--workers: give --output too (bench/RESULTS.md is the one-worker "
+                     "report)")
+    else:
+        output = HERE / "RESULTS.md"
+    json_path = Path(args.json) if args.json else (
+        HERE / "results.json" if output == HERE / "RESULTS.md"
+        else output.with_name(output.stem.lower() + ".json"))
     for tool in ("wrk", "hey"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found: apt-get install wrk hey")
     before = json.loads(Path(args.compare).read_text()) if args.compare else None
+    modes = ["none"] if args.auth == "none" else ["none", args.auth]
+    variants = [(variant_name(w, mode, len(workers) > 1), w, mode)
+                for w in workers for mode in modes]
 
     work = Path(tempfile.mkdtemp(prefix="tollgate-bench-"))
-    processes: list[subprocess.Popen] = []
-    load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    servers: list[Server] = []
+    password = secrets.token_urlsafe(16)
+    load_before = report.load_average()
     try:
-        distribution, distribution_url = start_distribution(work / "distribution")
-        processes.append(distribution)
-        tollgate, tollgate_url = start_tollgate(work / "tollgate", args.workers, args.server_arg)
-        processes.append(tollgate)
+        servers.append(start_distribution(work / "distribution"))
+        for name, count, mode in variants:
+            tollgate = Tollgate(name, work / name, workers=count, auth=mode,
+                                server_args=args.server_arg)
+            if mode != "none":
+                tollgate.add_user(BENCH_USER, password)
+            servers.append(tollgate.start())
         results = work / "regbench.json"
         regbench_argv = [
-            "--registry", f"distribution={distribution_url}", "--pid",
-            f"distribution={distribution.pid}",
-            "--registry", f"tollgate={tollgate_url}", "--pid", f"tollgate={tollgate.pid}",
+            *[arg for s in servers for arg in ("--registry", f"{s.name}={s.url}",
+                                               "--pid", f"{s.name}={s.pid}")],
+            *(["--user", BENCH_USER, "--password", password] if args.auth != "none" else []),
             "--rounds", str(args.rounds), "--duration", str(args.duration),
             "--json", str(results), *(["--only", args.only] if args.only else []), *extra]
         status = regbench.main(regbench_argv)
         doc = json.loads(results.read_text())
+    except BaseException:
+        print(f"the registries' logs are kept in {work}", file=sys.stderr)
+        raise
     finally:
-        for process in processes:
-            stop(process)
+        for server in servers:
+            server.stop()
     doc["bench"] = {
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": git_commit(), "machine": machine(), "rounds": args.rounds,
-        "duration": args.duration, "workers": args.workers, "server_args": args.server_arg,
-        "load_before": load_before,
-        "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "date": report.now(), "commit": report.git_commit(), "machine": report.machine(),
+        "command": "python -m bench " + " ".join(argv), "rounds": args.rounds,
+        "duration": args.duration, "workers": workers, "auth": args.auth,
+        "server_args": args.server_arg, "notes": args.note, "load_before": load_before,
+        "load_after": report.load_average(),
     }
-    doc["bench"]["noise"] = noise_note(doc)
-    Path(args.json).write_text(json.dumps(doc, indent=1))
-    Path(args.output).write_text(render(doc, before))
-    print(f"wrote {args.output} and {args.json}", file=sys.stderr)
+    doc["bench"]["noise"] = report.noise_note(doc)
+    json_path.write_text(json.dumps(doc, indent=1))
+    output.write_text(render(doc, variants, before))
+    print(f"wrote {output} and {json_path}", file=sys.stderr)
     shutil.rmtree(work, ignore_errors=True)
     return status
 
