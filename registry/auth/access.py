@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from registry.auth.accounts import Accounts, BadCredentials, LockedOut
+from registry.auth.accounts import ACCESS_TOKEN_CLAIM, Accounts, BadCredentials, LockedOut
 from registry.auth.grants import (
     Access,
     GrantRule,
     Identity,
+    RepositoryFilter,
     allowed_actions,
     may_list_catalog,
     repository_filter,
@@ -29,6 +31,7 @@ from registry.core.errors import RegistryError
 log = logging.getLogger("tollgate.auth")
 
 CATALOG = Access("registry", "catalog", ("*",))
+CATALOG_FILTERS = 1024  # bearer-token subjects whose catalog filter a process keeps
 
 
 class Permissions:
@@ -46,8 +49,11 @@ class Permissions:
         """Whether the catalog shows `repository` to this caller (it may pull from it)."""
         return self.can(repository, "pull")
 
-    def visible(self, repositories: list[str]) -> list[str]:
-        """Those of `repositories` the catalog shows to this caller."""
+    def visible(self, repositories: list[str], accounts_version: int | None = None
+                ) -> list[str]:
+        """Those of `repositories` the catalog shows to this caller. `accounts_version`, read
+        with `repositories`, is what a filter kept from earlier requests must be current
+        with (None: read the grants again)."""
         return [name for name in repositories if self.can_see(name)]
 
 
@@ -64,6 +70,7 @@ class ByGrants(Permissions):
     identity: Identity
     rules: list[GrantRule]
     _cache: dict[str, set[str]] = field(default_factory=dict)
+    _pull_filter: RepositoryFilter | None = None
 
     def can(self, repository: str, action: str) -> bool:
         if repository not in self._cache:
@@ -73,8 +80,11 @@ class ByGrants(Permissions):
     def can_see(self, repository: str) -> bool:
         return repository_filter(self.identity, tuple(self.rules), "pull")(repository)
 
-    def visible(self, repositories: list[str]) -> list[str]:
-        return repository_filter(self.identity, tuple(self.rules), "pull").select(repositories)
+    def visible(self, repositories: list[str], accounts_version: int | None = None
+                ) -> list[str]:
+        if self._pull_filter is None:
+            self._pull_filter = repository_filter(self.identity, tuple(self.rules), "pull")
+        return self._pull_filter.select(repositories)
 
     def can_list_catalog(self) -> bool:
         return may_list_catalog(self.identity, self.rules)
@@ -91,8 +101,7 @@ class ByToken(Permissions):
     database read."""
 
     claims: dict
-    subject_grants: Callable[[], ByGrants] | None = None
-    _grants: ByGrants | None = None
+    subject_grants: Callable[[int | None], ByGrants] | None = None
 
     def _actions(self, resource_type: str, name: str) -> set[str]:
         actions: set[str] = set()
@@ -111,12 +120,11 @@ class ByToken(Permissions):
     def can_see(self, repository: str) -> bool:
         return bool(self.visible([repository]))
 
-    def visible(self, repositories: list[str]) -> list[str]:
-        if self.subject_grants is None:
+    def visible(self, repositories: list[str], accounts_version: int | None = None
+                ) -> list[str]:
+        if self.subject_grants is None or not repositories:
             return []
-        if self._grants is None:
-            self._grants = self.subject_grants()
-        return self._grants.visible(repositories)
+        return self.subject_grants(accounts_version).visible(repositories)
 
     @property
     def user(self) -> str | None:
@@ -167,6 +175,10 @@ class AccessController:
         self.mode = settings.mode
         self.accounts = accounts
         self.verifier = verifier
+        # (subject, access-token claim) -> (accounts version, the subject's grants): kept
+        # while the version read with each catalog page stays the same, so that listing
+        # needs no read of users or grants, yet sees any change to them at once.
+        self._catalog_filters: dict[tuple[str, str], tuple[int, ByGrants]] = {}
 
     @property
     def blocking(self) -> bool:
@@ -234,11 +246,22 @@ class AccessController:
         if not _permits(permissions, wanted):
             raise refused("insufficient_scope")
         if CATALOG in wanted:
-            permissions.subject_grants = lambda: self._subject_grants(claims)
+            permissions.subject_grants = lambda version: self._subject_grants(claims, version)
         return permissions
 
-    def _subject_grants(self, claims: dict) -> ByGrants:
-        return ByGrants(*self.accounts.grants_of_claims(claims))
+    def _subject_grants(self, claims: dict, accounts_version: int | None) -> ByGrants:
+        key = (claims.get("sub") or "",
+               json.dumps(claims.get(ACCESS_TOKEN_CLAIM), sort_keys=True))
+        kept = self._catalog_filters.get(key)
+        if kept is not None and accounts_version is not None and kept[0] == accounts_version:
+            return kept[1]
+        identity, rules, version = self.accounts.grants_of_claims(claims)
+        grants = ByGrants(identity, rules)
+        if version is not None:
+            if len(self._catalog_filters) >= CATALOG_FILTERS:
+                self._catalog_filters.clear()
+            self._catalog_filters[key] = (version, grants)
+        return grants
 
 
 def _permits(permissions: Permissions, wanted: list[Access]) -> bool:

@@ -117,17 +117,20 @@ class Accounts:
         identity = self.identity_of(claims.get("sub") or "")
         return identity.with_token_claim(claims.get(ACCESS_TOKEN_CLAIM)) if identity else None
 
-    def grants_of_claims(self, claims: dict) -> tuple[Identity, list[GrantRule]]:
+    def grants_of_claims(self, claims: dict) -> tuple[Identity, list[GrantRule], int | None]:
         """The identity behind a bearer token (anonymous if its user may no longer sign in)
-        and the grants that may apply to it, read together."""
-        user, grants = self.store.user_and_grants(claims.get("sub") or "", ANY_USER, ANONYMOUS)
+        and the grants that may apply to it, read together with the accounts version they
+        are current with (None if unknown)."""
+        user, grants, version = self.store.user_and_grants(claims.get("sub") or "", ANY_USER,
+                                                           ANONYMOUS)
         if user is None or user.disabled:
             identity = Identity()
             grants = [g for g in grants if g.subject == ANONYMOUS]
         else:
             identity = Identity(user=user.name, admin=user.admin).with_token_claim(
                 claims.get(ACCESS_TOKEN_CLAIM))
-        return identity, [GrantRule(g.subject, g.pattern, frozenset(g.actions)) for g in grants]
+        return (identity, [GrantRule(g.subject, g.pattern, frozenset(g.actions)) for g in grants],
+                version)
 
     def identity_of(self, name: str) -> Identity | None:
         """The identity behind a token's subject, if that user may still sign in."""

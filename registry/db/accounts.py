@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.db.engine import Database
-from registry.db.models import AccessToken, Grant, LoginFailure, User, utcnow
+from registry.db.models import AccessToken, AccountsVersion, Grant, LoginFailure, User, utcnow
 from registry.db.queries import insert_for
 
 
@@ -42,14 +42,20 @@ USER = select(User.name, User.password_hash, User.admin, User.disabled).where(
     User.name == bindparam("name"))
 GRANTS = select(Grant.subject, Grant.pattern, Grant.actions).order_by(Grant.subject,
                                                                       Grant.pattern)
+# Moved on in every transaction that changes users or grants (see `AccountsVersion`), and
+# read in the same statement as the user and grants a catalog filter is compiled from.
+ACCOUNTS_VERSION = select(AccountsVersion.version).scalar_subquery().label("version")
 # A user and, in the same statement, their grants and those of the two subjects that stand
 # for every signed-in user and for anyone; no row when the user does not exist.
 SHARED_SUBJECTS = [bindparam("signed_in"), bindparam("anyone")]
 USER_GRANTS = (select(User.name, User.password_hash, User.admin, User.disabled,
-                      Grant.subject, Grant.pattern, Grant.actions)
+                      Grant.subject, Grant.pattern, Grant.actions, ACCOUNTS_VERSION)
                .outerjoin(Grant, Grant.subject.in_([User.name, *SHARED_SUBJECTS]))
                .where(User.name == bindparam("name")))
-SHARED_GRANTS = GRANTS.where(Grant.subject.in_(SHARED_SUBJECTS))
+SHARED_GRANTS = (select(Grant.subject, Grant.pattern, Grant.actions, ACCOUNTS_VERSION)
+                 .where(Grant.subject.in_(SHARED_SUBJECTS))
+                 .order_by(Grant.subject, Grant.pattern))
+BUMP_VERSION = update(AccountsVersion).values(version=AccountsVersion.version + 1)
 
 
 class AlreadyExists(Exception):
@@ -90,15 +96,18 @@ class AccountStore:
             with self.db.write() as s:
                 s.add(User(name=name, password_hash=password_hash, admin=admin, disabled=False,
                            created_at=utcnow()))
+                s.execute(BUMP_VERSION)
         except IntegrityError:
             raise AlreadyExists(name) from None
 
     def update_user(self, name: str, **values: object) -> bool:
         with self.db.write() as s:
+            s.execute(BUMP_VERSION)
             return s.execute(update(User).where(User.name == name).values(**values)).rowcount > 0
 
     def remove_user(self, name: str) -> bool:
         with self.db.write() as s:
+            s.execute(BUMP_VERSION)
             s.execute(delete(AccessToken).where(AccessToken.user == name))
             s.execute(delete(Grant).where(Grant.subject == name))
             return s.execute(delete(User).where(User.name == name)).rowcount > 0
@@ -110,23 +119,25 @@ class AccountStore:
                     for r in c.execute(GRANTS)]
 
     def user_and_grants(self, name: str, signed_in: str, anyone: str
-                        ) -> tuple[UserRecord | None, list[GrantRecord]]:
+                        ) -> tuple[UserRecord | None, list[GrantRecord], int | None]:
         """The user (None if there is none) with the grants that may apply to them: their
-        own, those of the subjects `signed_in` and `anyone`. One read when the user exists."""
+        own, those of the subjects `signed_in` and `anyone`; and the accounts version they
+        are current with (None if unknown). One read when the user exists."""
         shared = {"signed_in": signed_in, "anyone": anyone}
         with self.db.query() as c:
             rows = c.execute(USER_GRANTS, {"name": name, **shared}).all()
             if not rows:
                 rows = c.execute(SHARED_GRANTS, shared).all()
                 return None, [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(",")))
-                              for r in rows]
+                              for r in rows], rows[0].version if rows else None
         user = UserRecord(rows[0].name, rows[0].password_hash, rows[0].admin, rows[0].disabled)
         return user, [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(",")))
-                      for r in rows if r.subject is not None]
+                      for r in rows if r.subject is not None], rows[0].version
 
     def set_grant(self, subject: str, pattern: str, actions: set[str]) -> None:
         """Give `subject` exactly `actions` on `pattern` (no actions: remove the grant)."""
         with self.db.write() as s:
+            s.execute(BUMP_VERSION)
             if not actions:
                 s.execute(delete(Grant).where(Grant.subject == subject, Grant.pattern == pattern))
                 return

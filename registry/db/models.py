@@ -150,6 +150,17 @@ class Grant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class AccountsVersion(Base):
+    """One row, moved on in the same transaction as every change to users or grants: a
+    process may keep what it derived from them (the catalog's filter) for as long as this
+    stays what it read."""
+
+    __tablename__ = "accounts_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
 class AccessToken(Base):
     """A named secret a user (a robot, a CI job) signs in with instead of the password,
     optionally narrowed to a repository pattern and actions, revocable and expiring."""

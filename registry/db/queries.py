@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from registry.db.engine import Database
 from registry.db.models import (
+    AccountsVersion,
     Blob,
     Manifest,
     ManifestReference,
@@ -177,6 +178,12 @@ def _manifest_record(row: Manifest) -> ManifestRecord:
                           artifact_type=row.artifact_type, subject_digest=row.subject_digest)
 
 
+ACCOUNTS_VERSION = select(AccountsVersion.version).scalar_subquery()
+CHECKED_PAGE = (select(Repository.name, ACCOUNTS_VERSION)
+                .where(Repository.name > bindparam("last")).order_by(Repository.name)
+                .limit(bindparam("limit")))
+
+
 class Metadata:
     def __init__(self, database: Database) -> None:
         self.db = database
@@ -194,6 +201,15 @@ class Metadata:
             query = query.limit(limit)
         with self.db.query() as c:
             return c.scalars(query).all()
+
+    def list_repositories_checked(self, last: str | None, limit: int
+                                  ) -> tuple[list[str], int | None]:
+        """Like `list_repositories`, with the accounts version read in the same statement
+        (None when the page is empty): what a filter by the caller's grants must be current
+        with."""
+        with self.db.query() as c:
+            rows = c.execute(CHECKED_PAGE, {"last": last or "", "limit": limit}).all()
+        return [row[0] for row in rows], rows[0][1] if rows else None
 
     # -- blobs ---------------------------------------------------------------------------
     def linked_blob_size(self, repository: str, digest: str) -> int | None:

@@ -44,17 +44,23 @@ def repository_name(request: Request) -> str:
     return validate_name(request.path_params["name"])
 
 
-async def body_chunks(request: Request) -> AsyncIterator[bytearray]:
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
     """The request body in chunks of about WRITE_BUFFER bytes (fewer, larger storage writes).
     Each chunk is a buffer of its own, handed over without a copy."""
-    buffer = bytearray()
+    # The pieces are joined once, into a buffer of the exact size: growing one buffer piece
+    # by piece re-allocates it time and again, and each re-allocation may copy it all.
+    parts: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        buffer += chunk
-        if len(buffer) >= WRITE_BUFFER:
-            yield buffer
-            buffer = bytearray()
-    if buffer:
-        yield buffer
+        if not chunk:
+            continue
+        parts.append(chunk)
+        size += len(chunk)
+        if size >= WRITE_BUFFER:
+            yield parts[0] if len(parts) == 1 else b"".join(parts)
+            parts, size = [], 0
+    if parts:
+        yield parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -71,8 +71,8 @@ def _visible_repositories(request: Request, permissions: Permissions, last: str 
     # when the caller may not see some of it are larger batches read.
     size = CATALOG_BATCH if n is None else min(n + 1, CATALOG_BATCH)
     while n is None or len(visible) <= n:
-        batch = metadata.list_repositories(last, size)
-        visible += permissions.visible(batch)
+        batch, accounts_version = metadata.list_repositories_checked(last, size)
+        visible += permissions.visible(batch, accounts_version)
         if len(batch) < size:
             break
         last, size = batch[-1], CATALOG_BATCH

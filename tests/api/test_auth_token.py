@@ -591,10 +591,21 @@ def test_catalog_of_a_narrowed_access_token_lists_only_its_pattern(server, clien
     assert catalog(client, token) == ["team-a/app"]
 
 
+def test_catalogs_of_one_user_signed_in_two_ways_stay_apart(server, client):
+    # What a process keeps for a subject's catalog is kept per access-token narrowing too.
+    narrowed = get_token(client, "registry:catalog:*", auth=access_token(server, "ci-catalog"))
+    full = get_token(client, "registry:catalog:*", auth=auth("alice"))
+    for _ in range(2):
+        assert catalog(client, narrowed) == ["team-a/app"]
+        listed = catalog(client, full)
+        assert {"team-a/app", "public/img"} <= set(listed) and "team-b/app" not in listed
+
+
 def test_catalog_of_a_still_valid_token_follows_grant_and_account_changes_at_once(
         server, client):
-    # The token is checked once and then remembered, but the grants behind the catalog are
-    # read for each listing: a change through the CLI (another process) shows at once.
+    # The token is checked once and then remembered, and so is the filter compiled from the
+    # grants, but each catalog page reads the accounts version with it: a change through
+    # the CLI (another process) shows at once.
     name = f"cat{uuid.uuid4().hex[:8]}"
     tollgate_ok(server, "user", "add", name, "--password-stdin", stdin="Cat-Secret-1\n")
     token = get_token(client, "registry:catalog:*", auth=(name, "Cat-Secret-1"))

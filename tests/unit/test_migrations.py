@@ -90,7 +90,7 @@ def test_migrate_upgrades_a_database_with_data(old_database):
     options = ["--data-dir", str(data_dir), *(["--database-url", url] if url else [])]
     result = tollgate("migrate", *options)
     assert result.returncode == 0, result.stderr
-    assert "database schema at revision 0003" in result.stdout
+    assert "database schema at revision 0004" in result.stdout
 
     server = start_registry(data_dir, database_url=url)
     try:
