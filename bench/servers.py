@@ -4,7 +4,6 @@ checkout (driven only through its CLI and HTTP API) and CNCF distribution."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from registry.fixture.processes import free_port
 
 PROJECT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "/usr/bin/docker-registry"
@@ -38,12 +39,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:

@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench import regbench, report
-from bench.pg import Postgres
-from bench.pg import bin_dir as postgres_bin_dir
 from bench.report import Ratio
 from bench.servers import Server, Tollgate
+from registry.fixture.postgres import PostgresMissing, PostgresServer, find_bin_dir
 
 if TYPE_CHECKING:
     from registry.fixture.s3servers import S3Server
@@ -237,9 +236,10 @@ def replica_memory(work: Path, s3: S3Server, args: argparse.Namespace) -> dict:
     storage = s3_storage_url(s3, bucket, "replicas", redirect=False)
     database = args.replica_db
     if database == "auto":
-        database = "postgresql" if postgres_bin_dir() else "sqlite"
-    postgres = Postgres() if database == "postgresql" else None
-    database_url = postgres.url if postgres else f"sqlite:///{work / 'shared.db'}"
+        database = "postgresql" if postgres_installed() else "sqlite"
+    postgres = PostgresServer.start_throwaway() if database == "postgresql" else None
+    database_url = (postgres.create_database("bench") if postgres
+                    else f"sqlite:///{work / 'shared.db'}")
     servers: list[Server] = []
     sampler = None
     try:
@@ -444,3 +444,11 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def postgres_installed() -> bool:
+    try:
+        find_bin_dir()
+    except PostgresMissing:
+        return False
+    return True

@@ -7,9 +7,9 @@ options. Set TOLLGATE_TEST_URL=http://HOST:PORT to point the API tests at anothe
 skipped by the `tollgate_only` marker.
 
 `--database postgresql` (or TOLLGATE_TEST_DATABASE=postgresql) runs every server these
-fixtures start on PostgreSQL instead of SQLite: a throwaway server (tests/pg.py), one fresh
-database per data directory. Tests that run CLI commands against a server pass
-`server.cli_options()` so that they reach the same database.
+fixtures start on PostgreSQL instead of SQLite: a throwaway server
+(registry/fixture/postgres.py), one fresh database per data directory. Tests that run CLI
+commands against a server pass `server.cli_options()` so that they reach the same database.
 """
 
 from __future__ import annotations
@@ -126,9 +126,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator:
-    """A PostgreSQL server (tests.pg.PostgresServer) to create databases in; skips with the
-    install command when PostgreSQL is missing."""
-    from tests import pg
+    """A PostgreSQL server (registry.fixture.postgres.PostgresServer) to create databases
+    in; skips with the install command when PostgreSQL is missing."""
+    from registry.fixture import postgres as pg
 
     try:
         server = pg.start()
