@@ -12,7 +12,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.fixture.processes import free_port
+from registry.fixture.processes import free_port, stop_process
 
 PROJECT = Path(__file__).resolve().parent.parent
 DISTRIBUTION = "/usr/bin/docker-registry"
@@ -32,13 +32,7 @@ class Server:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def wait_ready(url: str, process: subprocess.Popen, log: Path, timeout: float = 60) -> None:

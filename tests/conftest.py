@@ -29,7 +29,7 @@ import httpx
 import pytest
 
 from registry.fixture import s3servers
-from registry.fixture.processes import die_with_parent, free_port
+from registry.fixture.processes import die_with_parent, free_port, stop_process
 
 
 @dataclass
@@ -99,13 +99,8 @@ def wait_until_ready(reg: RunningRegistry, timeout: float = 30) -> None:
 
 
 def stop_registry(reg: RunningRegistry) -> None:
-    if reg.process and reg.process.poll() is None:
-        reg.process.terminate()
-        try:
-            reg.process.wait(10)
-        except subprocess.TimeoutExpired:
-            reg.process.kill()
-            reg.process.wait()
+    if reg.process:
+        stop_process(reg.process)
 
 
 # ------------------------------------------------------------------------------- databases
