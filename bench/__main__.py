@@ -8,7 +8,8 @@ round by round with distribution as the baseline, stops them and writes the repo
 `--auth token` adds Tollgate with token auth on (a bench user made with `tollgate user add`,
 regbench signing in as it) and reports it against Tollgate without auth (bench/RESULTS-auth.md);
 `--workers 1,2` runs one Tollgate per worker count and reports the scaling.
-`python -m bench storage ...` is the storage suite (bench/storage.py).
+`python -m bench storage ...` is the storage suite (bench/storage.py); `python -m bench writes`
+measures buffered against direct file writes, with no registry (bench/writes.py).
 See bench/README.md.
 """
 
@@ -130,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench import storage
 
         return storage.main(argv[1:])
+    if argv[:1] == ["writes"]:
+        from bench import writes
+
+        return writes.main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)

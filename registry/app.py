@@ -74,7 +74,8 @@ def make_storage(settings: Settings) -> StorageDriver:
             secret_access_key=s3.secret_access_key, part_size=s3.part_size,
             redirect=s3.redirect, redirect_expires_in=s3.redirect_expires_in,
             public_endpoint_url=s3.public_endpoint_url)
-    return FilesystemDriver(settings.storage_root)
+    return FilesystemDriver(settings.storage_root,
+                            direct_io=settings.storage.filesystem.direct_io)
 
 
 async def storage_unavailable_handler(request: Request, exc: Exception) -> Response:

@@ -35,6 +35,7 @@ class LogSettings:
 @dataclass
 class FilesystemSettings:
     root: str | None = None  # default: <data_dir>/storage
+    direct_io: bool = True  # blob bytes written around the page cache (O_DIRECT) where possible
 
 
 @dataclass

@@ -7,37 +7,32 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from registry.storage.appender import FileAppender
 from registry.storage.base import PathNotFound, StorageDriver, StorageWriter
 
 CHUNK_SIZE = 1024 * 1024
 
 
 class FilesystemWriter(StorageWriter):
-    def __init__(self, file_path: Path, append: bool) -> None:
+    def __init__(self, file_path: Path, append: bool, direct_io: bool) -> None:
         self._path = file_path
-        mode = "ab" if append else "wb"
-        try:
-            self._file = open(file_path, mode)
-        except FileNotFoundError:  # the directory is made once, not checked every time
-            file_path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(file_path, mode)
-        self._size = self._file.tell()
+        self._file = FileAppender(file_path, append, direct=direct_io)
 
     @property
     def size(self) -> int:
-        return self._size
+        return self._file.size
 
     def write(self, data: bytes) -> None:
         self._file.write(data)
-        self._size += len(data)
 
     def close(self) -> None:
         self._file.close()
 
     def commit(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        try:
+            self._file.sync()
+        finally:
+            self._file.close()
 
     def cancel(self) -> None:
         self._file.close()
@@ -67,8 +62,9 @@ def _make_directories(directory: Path) -> None:
 class FilesystemDriver(StorageDriver):
     name = "filesystem"
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, direct_io: bool = True) -> None:
         self.root = Path(root)
+        self.direct_io = direct_io
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _full(self, path: str) -> Path:
@@ -114,7 +110,7 @@ class FilesystemDriver(StorageDriver):
                 yield chunk
 
     def writer(self, path: str, append: bool = False) -> StorageWriter:
-        return FilesystemWriter(self._full(path), append)
+        return FilesystemWriter(self._full(path), append, self.direct_io)
 
     def stat(self, path: str) -> int:
         try:

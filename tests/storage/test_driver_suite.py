@@ -30,7 +30,8 @@ from registry.storage.filesystem import FilesystemDriver
 MiB = 1024 * 1024
 PART = 5 * MiB  # the smallest part size S3 allows, so that tests cross part boundaries
 BUCKET = "tollgate-suite"
-BACKENDS = ["filesystem", "moto", "seaweedfs"]
+# filesystem-buffered: the filesystem driver with direct I/O off (storage.filesystem.direct_io)
+BACKENDS = ["filesystem", "filesystem-buffered", "moto", "seaweedfs"]
 S3_BACKENDS = ["moto", "seaweedfs"]
 _namespaces = itertools.count()
 
@@ -67,7 +68,7 @@ class Backend:
 def build_driver(spec: dict) -> StorageDriver:
     spec = dict(spec)
     if spec.pop("kind") == "filesystem":
-        return FilesystemDriver(spec["root"])
+        return FilesystemDriver(spec["root"], direct_io=spec["direct_io"])
     from registry.storage.s3 import S3Driver
 
     return S3Driver(**spec)
@@ -75,8 +76,9 @@ def build_driver(spec: dict) -> StorageDriver:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    if request.param == "filesystem":
-        return Backend("filesystem", {"kind": "filesystem", "root": str(tmp_path / "storage")})
+    if request.param.startswith("filesystem"):
+        return Backend(request.param, {"kind": "filesystem", "root": str(tmp_path / "storage"),
+                                       "direct_io": request.param == "filesystem"})
     server: S3Server = request.getfixturevalue(
         "moto_server" if request.param == "moto" else "seaweedfs")
     server.make_bucket(BUCKET)
