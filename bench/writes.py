@@ -4,8 +4,9 @@ No registry involved: the kernel's side of a push, measured alone, to show why T
 filesystem driver writes blobs with O_DIRECT (registry/storage/appender.py). Each round writes
 --files new files of --file-mib MiB in 1 MiB writes and fsyncs each, once through the page
 cache and once with O_DIRECT (in alternating order), and reports MB/s and the writing
-process's CPU seconds per GiB. The files are deleted after every round, as a registry's
-finished uploads are renamed away and old blobs are garbage-collected.
+process's CPU seconds per GiB. The files stay until the end, as a registry keeps the blobs
+pushed to it, so every buffered write needs pages the page cache has not held before (pages
+freed by deleting files are reused at once, and hide the cost).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def _cpu() -> float:
 
 
 def write_files(directory: Path, files: int, file_mib: int, direct: bool) -> tuple[float, float]:
-    """(MB/s, CPU seconds per GiB) for writing and fsyncing `files` new files."""
+    """(MB/s, CPU seconds per GiB) for writing and fsyncing `files` new files in `directory`."""
     buffer = mmap.mmap(-1, MiB)  # page-aligned, as O_DIRECT needs
     buffer.write(os.urandom(MiB))
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_DIRECT if direct else 0)
@@ -44,8 +45,6 @@ def write_files(directory: Path, files: int, file_mib: int, direct: bool) -> tup
             os.close(descriptor)
     seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     gib = files * file_mib / 1024
-    for index in range(files):
-        os.unlink(directory / f"blob-{index}")
     return gib * 1024 * MiB / seconds / 1e6, cpu / gib
 
 
@@ -53,7 +52,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench writes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--files", type=int, default=16)
+    parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--file-mib", type=int, default=64)
     parser.add_argument("--dir", help="where to write (default: a temporary directory)")
     args = parser.parse_args(argv)
@@ -62,7 +61,9 @@ def main(argv: list[str]) -> int:
         for round_number in range(1, args.rounds + 1):
             modes = ["buffered", "direct"] if round_number % 2 else ["direct", "buffered"]
             for mode in modes:
-                speed, cpu = write_files(Path(directory), args.files, args.file_mib,
+                into = Path(directory) / f"{round_number}-{mode}"
+                into.mkdir()
+                speed, cpu = write_files(into, args.files, args.file_mib,
                                          direct=mode == "direct")
                 results[mode].append((speed, cpu))
                 print(f"round {round_number} {mode:>8}: {speed:8.0f} MB/s "

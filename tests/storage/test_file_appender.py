@@ -1,9 +1,11 @@
-"""The filesystem driver's appender: direct I/O in whole blocks, the unaligned rest through
-the page cache, and a plain buffered fallback where a filesystem refuses O_DIRECT."""
+"""The filesystem driver's appender: past a file's first 64 KiB, direct I/O in whole blocks,
+the unaligned rest through the page cache; buffered writes where a filesystem refuses
+O_DIRECT."""
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import random
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from registry.app import make_storage
 from registry.config import load_settings
 from registry.storage import appender
-from registry.storage.appender import BLOCK, FileAppender
+from registry.storage.appender import BLOCK, DIRECT_FROM, FileAppender
 
 MiB = 1024 * 1024
 
@@ -51,11 +53,11 @@ def test_a_new_appender_truncates(tmp_path):
     assert path.read_bytes() == b"abc"
 
 
-def _cached(path: Path) -> bool:
-    """Whether the file's first block is in the page cache (a read that may not wait)."""
+def _cached(path: Path, offset: int = 0) -> bool:
+    """Whether the file's block at `offset` is in the page cache (a read that may not wait)."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
-        os.preadv(descriptor, [bytearray(BLOCK)], 0, os.RWF_NOWAIT)
+        os.preadv(descriptor, [bytearray(BLOCK)], offset, os.RWF_NOWAIT)
         return True
     except BlockingIOError:
         return False
@@ -71,14 +73,27 @@ def _skip_unless_the_page_cache_shows(directory: Path) -> None:
         pytest.skip("this filesystem cannot tell cached pages from others (RWF_NOWAIT)")
 
 
-def test_blocks_are_written_around_the_page_cache(tmp_path):
+def test_blocks_past_the_first_64_kib_are_written_around_the_page_cache(tmp_path):
     _skip_unless_the_page_cache_shows(tmp_path)
     path = tmp_path / "direct"
     file = FileAppender(path, append=False)
     file.write(os.urandom(4 * MiB + 100))
     file.sync()
     file.close()
-    assert not _cached(path), "direct writes left the blob's blocks in the page cache"
+    assert _cached(path, 0) and _cached(path, DIRECT_FROM - BLOCK)
+    for offset in (DIRECT_FROM, MiB, 4 * MiB - BLOCK):
+        assert not _cached(path, offset), f"the block at {offset} is in the page cache"
+    assert _cached(path, 4 * MiB)  # the unaligned end, written on closing
+
+
+def test_a_small_file_is_written_through_the_page_cache(tmp_path):
+    _skip_unless_the_page_cache_shows(tmp_path)
+    path = tmp_path / "small"
+    file = FileAppender(path, append=False)
+    file.write(os.urandom(DIRECT_FROM))
+    file.sync()
+    file.close()
+    assert _cached(path, 0) and _cached(path, DIRECT_FROM - BLOCK)
 
 
 @pytest.mark.parametrize("direct_io", ["true", "false"])
@@ -89,27 +104,31 @@ def test_the_direct_io_setting_reaches_the_filesystem_driver(tmp_path, direct_io
     writer = make_storage(settings).writer("uploads/blob")
     writer.write(os.urandom(4 * MiB))
     writer.commit()
-    assert _cached(tmp_path / "storage" / "uploads" / "blob") is (direct_io == "false")
+    assert _cached(tmp_path / "storage" / "uploads" / "blob", MiB) is (direct_io == "false")
 
 
 def test_a_filesystem_without_o_direct_gets_buffered_writes(tmp_path, monkeypatch):
-    # No filesystem here refuses O_DIRECT (tmpfs took it from Linux 6.6), so the refusal,
-    # EINVAL from open(2), is what is simulated.
-    real_open = os.open
+    # No filesystem here refuses O_DIRECT (tmpfs took it in Linux 6.6), so the refusal,
+    # EINVAL from fcntl(F_SETFL), is what is simulated.
+    real_fcntl = fcntl.fcntl
+    refusals = []
 
-    def refusing_open(path, flags, *args):  # noqa: ANN001, ANN202
-        if flags & os.O_DIRECT:
+    def refusing_fcntl(fd, command, *args):  # noqa: ANN001, ANN202
+        if command == fcntl.F_SETFL and args[0] & os.O_DIRECT:
+            refusals.append(fd)
             raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(path, flags, *args)
+        return real_fcntl(fd, command, *args)
 
-    monkeypatch.setattr(appender.os, "open", refusing_open)
+    monkeypatch.setattr(appender.fcntl, "fcntl", refusing_fcntl)
     path = tmp_path / "dir" / "file"
     data = os.urandom(2 * MiB + 3)
     file = FileAppender(path, append=False)
     file.write(data[:MiB + 1])
+    file.write(data[MiB + 1:MiB + 2])
     file.close()
     file = FileAppender(path, append=True)
-    file.write(data[MiB + 1:])
+    file.write(data[MiB + 2:])
     file.sync()
     file.close()
     assert path.read_bytes() == data
+    assert len(refusals) == 2  # asked once per appender, not again after a refusal
