@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -119,24 +120,6 @@ BLOB_STATE = (
 DELETE_UPLOAD = delete(Upload).where(Upload.id == bindparam("id"))
 
 
-@dataclass(frozen=True)
-class _LinkStatements:
-    repository: postgresql.Insert | sqlite.Insert
-    blob: postgresql.Insert | sqlite.Insert
-    link: postgresql.Insert | sqlite.Insert
-
-
-@functools.cache
-def _link_statements(dialect_name: str) -> _LinkStatements:
-    """link_blob's inserts, built once per dialect (their ON CONFLICT clauses differ)."""
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return _LinkStatements(
-        repository=dialect.insert(Repository).on_conflict_do_nothing(index_elements=["name"]),
-        blob=dialect.insert(Blob).on_conflict_do_nothing(index_elements=["digest"]),
-        link=dialect.insert(RepositoryBlob).on_conflict_do_nothing(
-            index_elements=["repository_id", "digest"]))
-
-
 # put_manifest's checks of what a manifest references, on the driver's cursor (an expanding
 # IN through SQLAlchemy cost more than the lookup). What they find stays share-locked until
 # commit, so a concurrent blob or manifest delete is ordered after the push rather than
@@ -150,19 +133,26 @@ MANIFEST_ID = select(Manifest.id).where(
 
 
 @dataclass(frozen=True)
-class _ManifestStatements:
+class _Inserts:
+    repository: postgresql.Insert | sqlite.Insert
+    blob: postgresql.Insert | sqlite.Insert
+    link: postgresql.Insert | sqlite.Insert
     manifest: postgresql.Insert | sqlite.Insert
     reference: postgresql.Insert | sqlite.Insert
     tag: postgresql.Insert | sqlite.Insert
 
 
 @functools.cache
-def _manifest_statements(dialect_name: str) -> _ManifestStatements:
-    """put_manifest's inserts, built once per dialect: building them per call cost more than
-    running them, while holding SQLite's write lock."""
+def _inserts(dialect_name: str) -> _Inserts:
+    """The pushes' inserts, built once per dialect (their ON CONFLICT clauses differ):
+    building them per call cost more than running them, while holding SQLite's write lock."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
     tag = dialect.insert(Tag)
-    return _ManifestStatements(
+    return _Inserts(
+        repository=dialect.insert(Repository).on_conflict_do_nothing(index_elements=["name"]),
+        blob=dialect.insert(Blob).on_conflict_do_nothing(index_elements=["digest"]),
+        link=dialect.insert(RepositoryBlob).on_conflict_do_nothing(
+            index_elements=["repository_id", "digest"]),
         # RETURNING gives the id of a new row; none when it was there (then MANIFEST_ID).
         manifest=dialect.insert(Manifest).on_conflict_do_nothing(
             index_elements=["repository_id", "digest"]).returning(Manifest.id),
@@ -171,6 +161,12 @@ def _manifest_statements(dialect_name: str) -> _ManifestStatements:
         tag=tag.on_conflict_do_update(
             index_elements=["repository_id", "name"],
             set_={"manifest_id": tag.excluded.manifest_id, "updated_at": tag.excluded.updated_at}))
+
+
+def _created_repository_id(c: Connection, repository: str, now: datetime) -> int:
+    """The repository's id, recording the repository first if it is new."""
+    c.execute(_inserts(c.dialect.name).repository, {"name": repository, "created_at": now})
+    return c.scalar(REPOSITORY_ID, {"repository": repository})
 
 
 def _manifest_record(row: Manifest) -> ManifestRecord:
@@ -237,11 +233,10 @@ class Metadata:
         while holding SQLite's write lock)."""
         now = utcnow()
         with self.db.transaction() as c:
-            statements = _link_statements(c.dialect.name)
+            statements = _inserts(c.dialect.name)
             repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
             if repository_id is None:
-                c.execute(statements.repository, {"name": repository, "created_at": now})
-                repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
+                repository_id = _created_repository_id(c, repository, now)
             c.execute(statements.blob, {"digest": digest, "size": size, "created_at": now})
             c.execute(statements.link, {"repository_id": repository_id, "digest": digest,
                                         "created_at": now})
@@ -304,11 +299,9 @@ class Metadata:
         with self.db.query() as c:
             repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
         with self.db.transaction() as c:
-            statements = _manifest_statements(c.dialect.name)
+            statements = _inserts(c.dialect.name)
             if repository_id is None:
-                c.execute(_link_statements(c.dialect.name).repository,
-                          {"name": repository, "created_at": now})
-                repository_id = c.scalar(REPOSITORY_ID, {"repository": repository})
+                repository_id = _created_repository_id(c, repository, now)
             missing = self._missing_references(c, repository_id, wanted_blobs, wanted_children)
             if missing:
                 raise MissingReferences(missing)
@@ -324,7 +317,7 @@ class Metadata:
                 _tags_changed(c, repository_id)
 
     @staticmethod
-    def _insert_manifest(c: Connection, statements: _ManifestStatements, repository_id: int,
+    def _insert_manifest(c: Connection, statements: _Inserts, repository_id: int,
                          row: dict) -> int:
         """The id of the manifest row, inserted unless there, and share-locked until commit
         so that a concurrent delete waits for our tags instead of breaking their foreign
