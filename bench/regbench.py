@@ -28,6 +28,9 @@ Metrics (each sub-benchmark bounded by --duration, a fixed count, or a timeout):
   pull.manifest_by_{tag,digest}.cN         wrk, N in --conc (1,16,64), req/s
   pull.blob_head.c16, pull.tags_list_1000.c16, pull.catalog_n100.c16   req/s
   latency.manifest_by_{tag,digest}.c16.{p50,p99}   ms, from the wrk run at --latency-conc
+  mixed.manifest_by_tag.c16  Tollgate: manifest GETs by tag (wrk, --latency-conc) while
+                            --mixed-streams pulls of the 64 MiB blob run back to back, req/s;
+                            with latency.mixed.manifest_by_tag.c16.{p50,p99}
   memory.*                  (with --pid) peak RSS sampled every 50 ms from /proc (process
                             tree summed), VmHWM, RSS at end
   cpu.*                     (with --pid) server CPU seconds per GiB / 1k ops / 1k requests;
@@ -938,6 +941,40 @@ class Bench:
         return total_b / el / MB, {"reps": reps, "seconds": el, "bytes": total_b,
                                    "streams": streams}
 
+    def b_load_while_pulling(self, reg, path, conc, accept):
+        """Tollgate: b_load of manifest GETs while --mixed-streams threads pull the big blob
+        back to back, as a node pulls layers while kubelets poll manifests.  The server's
+        CPU then serves both, so no cpu.* row is recorded (no 'requests' in extra)."""
+        fx = self.fx[reg.name]
+        stop = threading.Event()
+        pulled, failures = [], []
+
+        def pull():
+            buf, total = bytearray(4 * MiB), 0
+            try:
+                while not stop.is_set():
+                    total += reg.download_blob(f"{self.p}/big", fx.big_digest, buf)
+            except Exception as e:  # noqa
+                failures.append(e)
+            pulled.append(total)
+
+        threads = [threading.Thread(target=pull, daemon=True)
+                   for _ in range(self.a.mixed_streams)]
+        for t in threads:
+            t.start()
+        try:
+            value, res = self.b_load(reg, path, "GET", conc, accept)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
+        if failures:
+            raise RegistryError(f"blob pulls failed meanwhile: {failures[0]}")
+        res = dict(res)
+        res["manifest_requests"] = res.pop("requests")
+        res["pulled_bytes"] = sum(pulled)
+        return value, res
+
     def b_load(self, reg, path, method, conc, accept=None):
         a = self.a
         url = reg.base + reg.prefix + path
@@ -975,6 +1012,11 @@ class Bench:
                       lambda r, n, c=c: self.b_load(
                           r, f"/v2/{p}/tags/manifests/{self.fx[r.name].tag_manifest_digest}",
                           "GET", c, ACCEPT_MANIFESTS)))
+        if a.mixed_streams:
+            B.append((f"mixed.manifest_by_tag.c{a.latency_conc}", "req/s", "higher",
+                      lambda r, n: self.b_load_while_pulling(
+                          r, f"/v2/{p}/tags/manifests/latest", a.latency_conc,
+                          ACCEPT_MANIFESTS)))
         B.append((f"pull.blob_head.c{a.aux_conc}", "req/s", "higher",
                   lambda r, n: self.b_load(r, f"/v2/{p}/big/blobs/{self.fx[r.name].big_digest}",
                                            "HEAD", a.aux_conc)))
@@ -1070,11 +1112,11 @@ class Bench:
             self.record(metric, unit, better, reg.name, value, rnd)
             if rec.get("noisy"):
                 self.noisy.setdefault(metric, {}).setdefault(reg.name, []).append(rnd)
-            if (metric.startswith("pull.manifest_by") and ".c" in metric
+            if (metric.startswith(("pull.manifest_by", "mixed.manifest_by")) and ".c" in metric
                     and extra.get("p50_ms") is not None):
                 c = metric.rsplit(".c", 1)[1]
                 if int(c) == a.latency_conc:
-                    kind = metric.split(".")[1]
+                    kind = metric.rsplit(".c", 1)[0].removeprefix("pull.")  # Tollgate: mixed.
                     for pct in ("p50", "p99"):
                         self.record(f"latency.{kind}.c{c}.{pct}", "ms", "lower", reg.name,
                                     extra[f"{pct}_ms"], rnd)
@@ -1280,6 +1322,8 @@ def main(argv=None):
     ap.add_argument("--load-tool", choices=["auto", "wrk", "hey"], default="auto")
     ap.add_argument("--wrk-threads", type=int, default=2)
     ap.add_argument("--only", help="comma-separated metric name prefixes/substrings to run")
+    ap.add_argument("--mixed-streams", type=int, default=4,
+                    help="Tollgate: blob pulls running during mixed.* (0: no mixed.* metric)")
     ap.add_argument("--no-rotate", action="store_true", help="keep registry order fixed each round")
     ap.add_argument("--noise-threshold", type=float, default=30.0,
                     help="a sample during which other processes used more than this %% of all CPUs "
