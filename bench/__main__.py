@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         regbench_argv = [
             *[arg for s in servers for arg in ("--registry", f"{s.name}={s.url}",
                                                "--pid", f"{s.name}={s.pid}")],
-            *(["--user", BENCH_USER, "--password", password] if args.auth != "none" else []),
+            *(["--user", BENCH_USER, f"--password={password}"] if args.auth != "none" else []),
             "--rounds", str(args.rounds), "--duration", str(args.duration),
             "--json", str(results), *(["--only", args.only] if args.only else []), *extra]
         status = regbench.main(regbench_argv)
