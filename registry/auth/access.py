@@ -45,16 +45,12 @@ class Permissions:
     def can_list_catalog(self) -> bool:
         raise NotImplementedError
 
-    def can_see(self, repository: str) -> bool:
-        """Whether the catalog shows `repository` to this caller (it may pull from it)."""
-        return self.can(repository, "pull")
-
     def visible(self, repositories: list[str], accounts_version: int | None = None
                 ) -> list[str]:
-        """Those of `repositories` the catalog shows to this caller. `accounts_version`, read
-        with `repositories`, is what a filter kept from earlier requests must be current
-        with (None: read the grants again)."""
-        return [name for name in repositories if self.can_see(name)]
+        """Those of `repositories` the catalog shows to this caller (those it may pull).
+        `accounts_version`, read with `repositories`, is what a filter kept from earlier
+        requests must be current with (None: read the grants again)."""
+        return [name for name in repositories if self.can(name, "pull")]
 
 
 class Everything(Permissions):
@@ -76,9 +72,6 @@ class ByGrants(Permissions):
         if repository not in self._cache:
             self._cache[repository] = allowed_actions(self.identity, self.rules, repository)
         return action in self._cache[repository]
-
-    def can_see(self, repository: str) -> bool:
-        return repository_filter(self.identity, tuple(self.rules), "pull")(repository)
 
     def visible(self, repositories: list[str], accounts_version: int | None = None
                 ) -> list[str]:
@@ -116,9 +109,6 @@ class ByToken(Permissions):
 
     def can_list_catalog(self) -> bool:
         return "*" in self._actions("registry", "catalog")
-
-    def can_see(self, repository: str) -> bool:
-        return bool(self.visible([repository]))
 
     def visible(self, repositories: list[str], accounts_version: int | None = None
                 ) -> list[str]:

@@ -149,22 +149,20 @@ class Uploads:
         and link it; its size. The writer is finished either way."""
         writer.done = True
         session, stored, size = writer.session, writer.storage_writer, writer.size
-        hasher = writer.hasher
-        if hasher is None or hasher.name != digest.split(":", 1)[0]:
+        hasher, algorithm = writer.hasher, digest.split(":", 1)[0]
+        rehash = hasher is None or hasher.name != algorithm
+        if rehash:
             stored.commit()  # readable from here on (S3: the multipart upload is completed)
-            hasher = hashlib.new(digest.split(":", 1)[0])
+            hasher = hashlib.new(algorithm)
             for chunk in self.storage.read(session.path):
                 hasher.update(chunk)
-            self._verify(session, digest, hasher)
-            published = self._published(session.repository, digest, size)
-        else:
-            self._verify(session, digest, hasher, stored)
-            published = self._published(session.repository, digest, size)
-            if published is None:
-                stored.commit()
+        self._verify(session, digest, hasher, None if rehash else stored)
+        published = self._published(session.repository, digest, size)
         if published is None:
             # The bytes are durable (commit) and the rename is too (move) before the link
             # row, and so the 201, names them.
+            if not rehash:
+                stored.commit()
             self.storage.move(session.path, blob_path(digest))
         else:
             stored.cancel()  # the blob's bytes are stored already: drop the upload's

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from registry.db.engine import Database
 from registry.db.models import AccessToken, AccountsVersion, Grant, LoginFailure, User, utcnow
-from registry.db.queries import insert_for
+from registry.db.queries import ACCOUNTS_VERSION, insert_for
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,15 @@ GRANTS = select(Grant.subject, Grant.pattern, Grant.actions).order_by(Grant.subj
                                                                       Grant.pattern)
 # Moved on in every transaction that changes users or grants (see `AccountsVersion`), and
 # read in the same statement as the user and grants a catalog filter is compiled from.
-ACCOUNTS_VERSION = select(AccountsVersion.version).scalar_subquery().label("version")
+VERSION = ACCOUNTS_VERSION.label("version")
 # A user and, in the same statement, their grants and those of the two subjects that stand
 # for every signed-in user and for anyone; no row when the user does not exist.
 SHARED_SUBJECTS = [bindparam("signed_in"), bindparam("anyone")]
 USER_GRANTS = (select(User.name, User.password_hash, User.admin, User.disabled,
-                      Grant.subject, Grant.pattern, Grant.actions, ACCOUNTS_VERSION)
+                      Grant.subject, Grant.pattern, Grant.actions, VERSION)
                .outerjoin(Grant, Grant.subject.in_([User.name, *SHARED_SUBJECTS]))
                .where(User.name == bindparam("name")))
-SHARED_GRANTS = (select(Grant.subject, Grant.pattern, Grant.actions, ACCOUNTS_VERSION)
+SHARED_GRANTS = (select(Grant.subject, Grant.pattern, Grant.actions, VERSION)
                  .where(Grant.subject.in_(SHARED_SUBJECTS))
                  .order_by(Grant.subject, Grant.pattern))
 BUMP_VERSION = update(AccountsVersion).values(version=AccountsVersion.version + 1)
@@ -115,8 +115,7 @@ class AccountStore:
     # -- grants --------------------------------------------------------------------------
     def list_grants(self) -> list[GrantRecord]:
         with self.db.query() as c:
-            return [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(",")))
-                    for r in c.execute(GRANTS)]
+            return [_grant(r) for r in c.execute(GRANTS)]
 
     def user_and_grants(self, name: str, signed_in: str, anyone: str
                         ) -> tuple[UserRecord | None, list[GrantRecord], int | None]:
@@ -128,11 +127,9 @@ class AccountStore:
             rows = c.execute(USER_GRANTS, {"name": name, **shared}).all()
             if not rows:
                 rows = c.execute(SHARED_GRANTS, shared).all()
-                return None, [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(",")))
-                              for r in rows], rows[0].version if rows else None
+                return None, [_grant(r) for r in rows], rows[0].version if rows else None
         user = UserRecord(rows[0].name, rows[0].password_hash, rows[0].admin, rows[0].disabled)
-        return user, [GrantRecord(r.subject, r.pattern, tuple(r.actions.split(",")))
-                      for r in rows if r.subject is not None], rows[0].version
+        return user, [_grant(r) for r in rows if r.subject is not None], rows[0].version
 
     def set_grant(self, subject: str, pattern: str, actions: set[str]) -> None:
         """Give `subject` exactly `actions` on `pattern` (no actions: remove the grant)."""
@@ -215,3 +212,7 @@ class AccountStore:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=utcnow().tzinfo)
+
+
+def _grant(row: Row) -> GrantRecord:
+    return GrantRecord(row.subject, row.pattern, tuple(row.actions.split(",")))

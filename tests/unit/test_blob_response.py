@@ -113,3 +113,37 @@ def test_file_out_of_the_page_cache_is_read_in_a_thread(tmp_path, monkeypatch):
     # the first chunk comes from the disk in a thread; the kernel's read-ahead may have
     # brought the rest into the cache by then
     assert hops[:1] == [os.pread]
+
+
+def test_a_cached_blob_lets_other_requests_run_every_few_chunks(tmp_path):
+    """Sending to a fast client never waits; the response still hands the event loop to
+    other tasks (other requests) after every `chunks_per_turn` chunks."""
+    path = tmp_path / "blob"
+    path.write_bytes(DATA)
+    path.read_bytes()  # in the page cache now: read on the event loop, no thread hop
+    if not hasattr(os, "RWF_NOWAIT"):
+        pytest.skip("no RWF_NOWAIT here: every chunk is read in a thread, which yields")
+    response = FileSliceResponse(open(path, "rb"), 0, len(DATA), True, 200, {})
+    response.chunk_size = 512  # 20 chunks
+    turns, seen = [0], []
+
+    async def send(message: dict) -> None:  # a client that never makes the server wait
+        if message["type"] == "http.response.body":
+            seen.append(turns[0])
+
+    async def other_request() -> None:
+        while True:
+            turns[0] += 1
+            await anyio.lowlevel.checkpoint()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(other_request)
+            await response({"type": "http", "extensions": {}}, anyio.sleep_forever, send)
+            group.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert len(seen) == 20
+    per_turn = response.chunks_per_turn
+    for before, after in zip(seen, seen[per_turn:], strict=False):
+        assert after > before, f"{per_turn + 1} chunks were sent without a turn for others"
